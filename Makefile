@@ -1,0 +1,36 @@
+# smolsynth: two commands for a fresh machine with Python >= 3.10 and make.
+#   make demo   set up .venv, then run the offline end-to-end demo (writes demo-output/)
+#   make test   set up .venv, then run every test, notebooks included
+# Set-up is idempotent: it reinstalls only when pyproject.toml or constraints.txt changed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.smolsynth-installed
+PYTEST_ARGS ?=
+# Optional: a package index that serves CPU builds of torch, for machines whose default torch build is CUDA's.
+TORCH_INDEX_URL ?=
+
+.PHONY: setup demo test notebooks check-notebooks browser-test doctor clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, alone, so that nothing else can pull a CUDA build onto a CPU machine
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "$$(grep '^torch==' constraints.txt)"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/smolsynth demo --out demo-output
+
+test: setup
+	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+doctor: setup
+	$(BIN)/smolsynth doctor
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache
