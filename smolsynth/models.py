@@ -2,8 +2,8 @@
 
 The whole course runs on one switch. ``resolve_model()`` answers, in this order: the ``model=`` argument, the
 ``SMOLSYNTH_MODEL`` environment variable, then the default of the hardware profile (a real hub model such as
-``HuggingFaceTB/SmolLM2-360M-Instruct`` on a CPU). The name ``"smolsynth/tiny"`` is special: it is a ~400k-parameter
-causal LM with random weights and a ChatML chat template, whose tokenizer is trained here on ``data/corpus.txt``.
+``HuggingFaceTB/SmolLM2-360M-Instruct`` on a CPU). The name ``"smolsynth/tiny"`` is special: it is a tiny
+causal LM (random weights, ~0.3M parameters) with a ChatML chat template, whose tokenizer is trained here on ``data/corpus.txt``.
 It is built on first use, with no network, into the smolsynth cache, and the same seed always gives byte-identical
 files. It writes nonsense, fast, which is what tests and CI need::
 
@@ -20,7 +20,6 @@ import shutil
 import socket
 import tempfile
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -134,7 +133,7 @@ def build_tiny_model(path: str | os.PathLike, seed: int = 0) -> Path:
     """Build the tiny offline chat model into ``path`` and return it. No network; deterministic for a seed.
 
     A byte-level BPE tokenizer is trained on the corpus shipped in ``smolsynth/data``; the model is a 2-layer
-    Llama-architecture decoder (hidden size 96, tied embeddings, about 0.4M parameters) with random weights drawn
+    Llama-architecture decoder (hidden size 96, tied embeddings, about 0.3M parameters) with random weights drawn
     from ``seed``. The tokenizer carries a ChatML chat template and ``<|im_end|>`` as its end-of-turn token.
     """
     import torch
@@ -143,7 +142,7 @@ def build_tiny_model(path: str | os.PathLike, seed: int = 0) -> Path:
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    corpus = resources.files("smolsynth").joinpath("data/corpus.txt").read_text(encoding="utf-8")
+    corpus = (Path(__file__).parent / "data" / "corpus.txt").read_text(encoding="utf-8")
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -186,8 +185,16 @@ def build_tiny_model(path: str | os.PathLike, seed: int = 0) -> Path:
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = None
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a bar for a 1 MB file is noise
+    try:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return out
 
 

@@ -1,0 +1,154 @@
+"""What a course notebook asks of the package at run time: fast mode, strict checks, and "where am I running?".
+
+Three environment variables steer every notebook, and this module is the one place that names them:
+
+``SMOLSYNTH_MODEL``
+    which model every call uses (``smolsynth/tiny`` is the tiny offline model CI runs on); see :mod:`smolsynth.models`.
+``SMOLSYNTH_FAST``
+    fast mode: the notebook's parameters (rows, tokens, training steps) shrink so a notebook runs in seconds.
+``SMOLSYNTH_STRICT``
+    strict checks: an exercise that is not attempted or incorrect raises instead of only saying so (CI runs the
+    solution notebooks this way, so a solution that stops passing fails the build).
+
+A notebook keeps its tunable values in a *parameters* cell of plain assignments, then lets :func:`fast_mode`
+shrink them when fast mode is on::
+
+    >>> namespace = {"N_ROWS": 100, "MAX_NEW_TOKENS": 256}
+    >>> fast_mode(namespace, N_ROWS=4, MAX_NEW_TOKENS=16, environ={"SMOLSYNTH_FAST": "1"}, quiet=True)
+    True
+    >>> namespace
+    {'N_ROWS': 4, 'MAX_NEW_TOKENS': 16}
+
+This module imports nothing heavy (no torch, no distilabel): it is safe in the first cells of a notebook.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from smolsynth.models import MODEL_ENV
+
+FAST_ENV = "SMOLSYNTH_FAST"
+"""Environment variable: ``1`` runs every notebook in fast mode (few rows, few tokens, few training steps)."""
+
+STRICT_ENV = "SMOLSYNTH_STRICT"
+"""Environment variable: ``1`` makes a failing exercise check raise (CI runs the solution notebooks this way)."""
+
+__all__ = ["FAST_ENV", "MODEL_ENV", "STRICT_ENV", "SetupReport", "describe_setup", "env_flag", "fast_mode",
+           "is_fast", "is_strict"]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """True when the environment variable ``name`` is set to 1/true/yes/on (any case).
+
+    >>> env_flag("SMOLSYNTH_FAST", {"SMOLSYNTH_FAST": "True"}), env_flag("SMOLSYNTH_FAST", {})
+    (True, False)
+    """
+    return (environ if environ is not None else os.environ).get(name, "").strip().lower() in _TRUE
+
+
+def is_fast(environ: Mapping[str, str] | None = None) -> bool:
+    """Is fast mode on (``SMOLSYNTH_FAST=1``)?"""
+    return env_flag(FAST_ENV, environ)
+
+
+def is_strict(environ: Mapping[str, str] | None = None) -> bool:
+    """Are exercise checks strict (``SMOLSYNTH_STRICT=1``)?"""
+    return env_flag(STRICT_ENV, environ)
+
+
+def fast_mode(namespace: MutableMapping[str, Any], *, environ: Mapping[str, str] | None = None, quiet: bool = False,
+              **small_values: Any) -> bool:
+    """In fast mode, replace the parameters named in ``small_values`` inside ``namespace``; say what changed.
+
+    Call it right after the parameters cell with ``globals()``; outside fast mode nothing changes. Every name must
+    already exist in ``namespace`` (a typo would otherwise create a parameter nobody reads). Returns whether fast
+    mode is on.
+
+    >>> params = {"N_ROWS": 100}
+    >>> fast_mode(params, N_ROWS=4, environ={}, quiet=True), params
+    (False, {'N_ROWS': 100})
+    >>> fast_mode(params, N_ROWS_TYPO=4, environ={}, quiet=True)
+    Traceback (most recent call last):
+    ...
+    KeyError: "fast_mode() got N_ROWS_TYPO, which the parameters cell does not define (it defines: N_ROWS)."
+    """
+    unknown = [name for name in small_values if name not in namespace]
+    if unknown:
+        defined = ", ".join(sorted(k for k in namespace if k.isupper())) or "nothing"
+        raise KeyError(f"fast_mode() got {', '.join(unknown)}, which the parameters cell does not define "
+                       f"(it defines: {defined}).")
+    on = is_fast(environ)
+    if on:
+        changes = [f"{name} {namespace[name]!r} -> {value!r}" for name, value in small_values.items()]
+        namespace.update(small_values)
+        if not quiet:
+            print(f"Fast mode ({FAST_ENV}=1): " + ", ".join(changes) + ".")
+    elif not quiet:
+        print(f"Full run: the parameters above are used as written (set {FAST_ENV}=1 for a quick test run).")
+    return on
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    """Where this notebook runs and what smolsynth decided for it; renders as a small table in a notebook."""
+
+    platform: str
+    device: str
+    gpu: str | None
+    profile: str
+    dtype: str
+    model: str
+    model_source: str
+    reason: str
+    fast: bool
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The report as (label, value) pairs, in display order."""
+        where = {"colab": "Google Colab", "binder": "Binder", "local": "your own machine (local Jupyter)"}
+        return [
+            ("Running on", where.get(self.platform, self.platform)),
+            ("Device", self.device + (f" ({self.gpu})" if self.gpu else "")),
+            ("Profile", f"{self.profile}: {self.dtype}"),
+            ("Why", self.reason),
+            ("Model", f"{self.model} ({self.model_source})"),
+            ("Fast mode", "on: parameters shrunk for a quick run" if self.fast else "off"),
+        ]
+
+    def __str__(self) -> str:
+        width = max(len(label) for label, _ in self.rows())
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in self.rows())
+
+    def _repr_html_(self) -> str:
+        body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(label)}</th>"
+                       f"<td style='text-align:left'>{html.escape(value)}</td></tr>" for label, value in self.rows())
+        return f"<table class='smolsynth-setup'>{body}</table>"
+
+
+def describe_setup(model: str | None = None) -> SetupReport:
+    """Detect this machine (imports torch, about a second) and report the profile and model smolsynth will use.
+
+    >>> report = describe_setup("smolsynth/tiny")
+    >>> report.model, report.model_source
+    ('smolsynth/tiny', 'passed as model=')
+    """
+    from smolsynth.hardware import current_profile
+    from smolsynth.models import resolve_model
+
+    profile = current_profile()
+    hw = profile.hardware
+    if model:
+        source = "passed as model="
+    elif os.environ.get(MODEL_ENV):
+        source = f"from {MODEL_ENV}"
+    else:
+        source = "the profile's default"
+    return SetupReport(platform=hw.platform, device=hw.device, gpu=hw.gpu_name, profile=profile.name,
+                       dtype=profile.dtype, model=resolve_model(model, profile=profile), model_source=source,
+                       reason=profile.reason, fast=is_fast())
