@@ -5,10 +5,12 @@ and distilabel installs rich tracebacks (with local variables) for the whole int
 keeps notebooks readable:
 
 * ``import smolsynth`` changes no logger, handler or excepthook; it only sets defaults for environment variables the
-  libraries read (``TRANSFORMERS_VERBOSITY=error``, ``DISTILABEL_LOG_LEVEL=WARNING``, ...), and never overrides
+  libraries read (``TRANSFORMERS_VERBOSITY=error``, ``DISTILABEL_LOG_LEVEL=ERROR``, ...), and never overrides
   one you set yourself.
-* distilabel is imported through :func:`import_distilabel`, which stops it from installing its traceback hook and
-  hides its import-time pydantic warnings.
+* distilabel is imported through :func:`import_distilabel`, which stops it from installing its traceback hook,
+  hides its import-time pydantic warnings, and sets the ``distilabel`` logger to ``$DISTILABEL_LOG_LEVEL``
+  (smolsynth's runner counts every failure itself, so distilabel's own warnings, such as "Step hasn't received a
+  pipeline" for every task used outside a Pipeline, are noise by default).
 * :func:`set_verbosity` changes the level afterwards::
 
     >>> import smolsynth
@@ -29,7 +31,7 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 DEFAULT_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",
-    "DISTILABEL_LOG_LEVEL": "WARNING",
+    "DISTILABEL_LOG_LEVEL": "ERROR",
     "TOKENIZERS_PARALLELISM": "false",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
@@ -80,6 +82,8 @@ def import_distilabel(module: str = "distilabel") -> ModuleType:
                 importlib.import_module("distilabel")
         finally:
             rich.traceback.install = original_install
+        level = os.environ.get("DISTILABEL_LOG_LEVEL", "ERROR").lower()
+        logging.getLogger("distilabel").setLevel(_LEVELS.get(level, logging.ERROR))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return importlib.import_module(module)
