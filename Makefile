@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Optional: a package index that serves CPU builds of torch, for machines whose default torch build is CUDA's.
 TORCH_INDEX_URL ?=
 
-.PHONY: setup demo test notebooks check-notebooks browser-test doctor clean
+.PHONY: setup demo test notebooks check-notebooks notebook browser-test doctor clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,22 @@ demo: setup
 
 test: setup
 	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# rebuild notebooks/*.ipynb, notebooks/solutions/*.ipynb, the README course map and the Colab/Binder pins from sources
+notebooks: setup
+	$(BIN)/python -m smolsynth.notebooks build
+
+check-notebooks: setup
+	$(BIN)/python -m smolsynth.notebooks build --check
+
+# one notebook, the way CI runs it: make notebook NB=notebooks/solutions/00_setup.ipynb STRICT=1
+notebook: setup
+	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny HF_HUB_OFFLINE=1 SMOLSYNTH_STRICT=$(or $(STRICT),0) \
+		$(BIN)/python -m pytest --nbval-lax --nbval-current-env $(NB)
+
+# notebook 00 in JupyterLab in headless Chromium (needs Debian's chromium; skips without it)
+browser-test: setup
+	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
 doctor: setup
 	$(BIN)/smolsynth doctor

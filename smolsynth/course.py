@@ -77,12 +77,12 @@ def fast_mode(namespace: MutableMapping[str, Any], *, environ: Mapping[str, str]
     >>> fast_mode(params, N_ROWS_TYPO=4, environ={}, quiet=True)
     Traceback (most recent call last):
     ...
-    KeyError: "fast_mode() got N_ROWS_TYPO, which the parameters cell does not define (it defines: N_ROWS)."
+    NameError: fast_mode() got N_ROWS_TYPO, which the parameters cell does not define (it defines: N_ROWS).
     """
     unknown = [name for name in small_values if name not in namespace]
     if unknown:
         defined = ", ".join(sorted(k for k in namespace if k.isupper())) or "nothing"
-        raise KeyError(f"fast_mode() got {', '.join(unknown)}, which the parameters cell does not define "
+        raise NameError(f"fast_mode() got {', '.join(unknown)}, which the parameters cell does not define "
                        f"(it defines: {defined}).")
     on = is_fast(environ)
     if on:

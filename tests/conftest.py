@@ -28,3 +28,74 @@ def tiny_path() -> Path:
     from smolsynth.models import tiny_model_path
 
     return tiny_model_path()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training fixtures (smolsynth.training / smolsynth.evaluation; tests/test_training.py, tests/test_evaluation.py).
+# One tiny SFT run and one tiny DPO run per session, shared by both files.
+def make_chats(n: int = 16):
+    """SFT data in the D6 format: a ``messages`` column only (system turn on even rows)."""
+    from datasets import Dataset
+
+    rows = []
+    for i in range(n):
+        msgs = [{"role": "system", "content": "Answer briefly."}] if i % 2 == 0 else []
+        msgs += [{"role": "user", "content": f"What is {i} plus {i}?"},
+                 {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]
+        rows.append({"messages": msgs})
+    return Dataset.from_list(rows)
+
+
+def make_pairs(n: int = 16):
+    """DPO data in the D6 format, with the extra columns the judging step leaves (ratings, model names)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{
+        "prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}],
+        "chosen": [{"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}],
+        "rejected": [{"role": "assistant", "content": f"I do not know, maybe {i + 3}?"}],
+        "chosen_rating": 5, "rejected_rating": 2, "chosen_model": "a", "rejected_model": "b",
+    } for i in range(n)])
+
+
+@pytest.fixture(scope="session")
+def trained_sft(tmp_path_factory, tiny_path):
+    """A 6-step SFT of the tiny model (learning rate 1e-3 so that training visibly moves it), model kept."""
+    from smolsynth.training import sft
+
+    return sft(make_chats(), model="smolsynth/tiny", output_dir=str(tmp_path_factory.mktemp("sft")), max_steps=6,
+               learning_rate=1e-3, keep_model=True)
+
+
+@pytest.fixture(scope="session")
+def trained_dpo(tmp_path_factory, trained_sft):
+    """A 4-step DPO from the saved SFT checkpoint path."""
+    from smolsynth.training import dpo
+
+    return dpo(make_pairs(), model=trained_sft.output_dir, output_dir=str(tmp_path_factory.mktemp("dpo")),
+               max_steps=4, learning_rate=1e-4)
+# ------------------------------------------------------------------------------------------- end training fixtures
+
+
+# ------------------------------------------------------------------------------------- engine fixtures (llm/runner)
+@pytest.fixture
+def engine_home(tmp_path, monkeypatch, tiny_path):
+    """A private SMOLSYNTH_HOME (so cached results are not shared between tests) that reuses the built tiny model."""
+    home = tmp_path / "smolsynth-home"
+    home.mkdir()
+    (home / "models").symlink_to(tiny_path.parent, target_is_directory=True)
+    monkeypatch.setenv("SMOLSYNTH_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_factory(tiny_path):
+    """Build a LocalLLM on the tiny model (the loaded model is shared process-wide, so this is cheap)."""
+    from smolsynth.llm import LocalLLM
+
+    def make(**kwargs):
+        kwargs.setdefault("generation_kwargs", {"max_new_tokens": 12})
+        return LocalLLM("smolsynth/tiny", **kwargs)
+
+    return make
+# ----------------------------------------------------------------------------------------- end engine fixtures

@@ -92,7 +92,7 @@ _STYLE: dict[str, tuple[str, str, str]] = {  # status -> (heading, accent colour
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Feedback:
     """What ``check()``, ``hint()`` and ``solution()`` show: a status, a message, optional code. Renders as a coloured
     box in Jupyter (``_repr_html_``) and as plain text elsewhere (``str``)."""
@@ -113,6 +113,8 @@ class Feedback:
     def __str__(self) -> str:
         text = f"{self.heading} ({self.exercise}): {self.message}"
         return text + (f"\n\n{self.code}" if self.code else "")
+
+    __repr__ = __str__  # plain-text frontends (a terminal, nbval logs) show the same words as the HTML box
 
     def _repr_html_(self) -> str:
         heading, accent, background = _STYLE[self.status]

@@ -1,0 +1,126 @@
+"""The content-keyed cache: instant reruns, recompute on any change, resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import OFFLINE_ENV, REPO
+
+ROWS = [{"instruction": f"Describe place number {i}."} for i in range(8)]
+
+
+def _task(llm_factory, template=None, max_new_tokens=12):
+    from distilabel.steps.tasks import TextGeneration
+
+    kwargs = {"template": template} if template else {}
+    return TextGeneration(llm=llm_factory(generation_kwargs={"max_new_tokens": max_new_tokens, "temperature": 1.0}),
+                          **kwargs)
+
+
+def test_unchanged_rerun_comes_from_the_cache_in_under_a_second(engine_home, tiny_llm_factory):
+    from smolsynth.runner import run
+
+    first = run(_task(tiny_llm_factory), ROWS, batch_size=4, progress=False)
+    assert first.report.cached_rows == 0
+    started = time.perf_counter()
+    again = run(_task(tiny_llm_factory), ROWS, batch_size=4, progress=False)  # a new, equal task object
+    elapsed = time.perf_counter() - started
+    assert again.report.cached_rows == len(ROWS)
+    assert again.dataset.to_list() == first.dataset.to_list()
+    assert again.report.output_tokens == first.report.output_tokens
+    assert elapsed < 1.0, elapsed
+    assert list((engine_home / "cache" / "runs").iterdir())  # under $SMOLSYNTH_HOME/cache
+
+
+def test_changing_one_row_recomputes_its_batch_only(engine_home, tiny_llm_factory):
+    from smolsynth.runner import run
+
+    first = run(_task(tiny_llm_factory), ROWS, batch_size=4, progress=False)
+    changed = [dict(r) for r in ROWS]
+    changed[5]["instruction"] = "Something else entirely."
+    second = run(_task(tiny_llm_factory), changed, batch_size=4, progress=False)
+    assert second.report.cached_rows == 4  # the first batch is reused, the batch holding row 5 is recomputed
+    assert second.dataset["instruction"][5] == "Something else entirely."
+    assert second.dataset.to_list()[:4] == first.dataset.to_list()[:4]
+    assert second.dataset["generation"][4:] != first.dataset["generation"][4:]
+
+
+def test_changing_the_template_or_generation_settings_recomputes(engine_home, tiny_llm_factory):
+    from smolsynth.runner import run
+
+    run(_task(tiny_llm_factory), ROWS, progress=False)
+    templated = run(_task(tiny_llm_factory, template="Answer briefly: {{ instruction }}"), ROWS, progress=False)
+    assert templated.report.cached_rows == 0
+    longer = run(_task(tiny_llm_factory, max_new_tokens=13), ROWS, progress=False)
+    assert longer.report.cached_rows == 0
+
+
+def test_cache_false_and_force(engine_home, tiny_llm_factory):
+    from smolsynth.runner import run
+
+    off = run(_task(tiny_llm_factory), ROWS, progress=False, cache=False)
+    assert not (engine_home / "cache").exists()
+    run(_task(tiny_llm_factory), ROWS, progress=False)
+    forced = run(_task(tiny_llm_factory), ROWS, progress=False, force=True)
+    assert forced.report.cached_rows == 0
+    assert forced.dataset.to_list() == off.dataset.to_list()  # seeded by content: the same result every time
+
+
+RUN_SCRIPT = """
+import json, sys
+from smolsynth.llm import LocalLLM
+from smolsynth.runner import run
+from distilabel.steps.tasks import TextGeneration
+rows = [{"instruction": f"Tell a story about number {i}."} for i in range(16)]
+task = TextGeneration(llm=LocalLLM("smolsynth/tiny", generation_kwargs={"max_new_tokens": 24, "ignore_eos": True,
+                                                                      "temperature": 1.0}))
+result = run(task, rows, batch_size=2, progress=False)
+json.dump({"rows": result.dataset.to_list(), "cached": result.report.cached_rows}, open(sys.argv[1], "w"))
+"""
+
+
+def _start(home, out):
+    env = {**os.environ, **OFFLINE_ENV, "SMOLSYNTH_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, str(out)], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _home(tmp_path, name, tiny_path):
+    home = tmp_path / name
+    home.mkdir()
+    (home / "models").symlink_to(tiny_path.parent, target_is_directory=True)
+    return home
+
+
+def test_a_run_killed_mid_way_resumes_and_equals_an_uninterrupted_run(tmp_path, tiny_path):
+    killed_home = _home(tmp_path, "killed", tiny_path)
+    proc = _start(killed_home, tmp_path / "never.json")
+    deadline = time.time() + 240
+    batches = []
+    while time.time() < deadline and proc.poll() is None:
+        batches = list((killed_home / "cache").glob("runs/*/batch-*.json"))
+        if len(batches) >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_before_kill = len(list((killed_home / "cache").glob("runs/*/batch-*.json")))
+    assert 2 <= done_before_kill < 8
+
+    resumed = _start(killed_home, tmp_path / "resumed.json")
+    clean = _start(_home(tmp_path, "clean", tiny_path), tmp_path / "clean.json")
+    for p in (resumed, clean):
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err.decode()[-3000:]
+    resumed_out = json.loads((tmp_path / "resumed.json").read_text())
+    clean_out = json.loads((tmp_path / "clean.json").read_text())
+    assert resumed_out["cached"] == 2 * done_before_kill  # finished batches were read back, not redone
+    assert clean_out["cached"] == 0
+    assert resumed_out["rows"] == clean_out["rows"]
+    assert len(clean_out["rows"]) == 16

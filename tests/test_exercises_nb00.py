@@ -1,0 +1,144 @@
+"""Every exercise of the course with a correct, an incorrect and a not-attempted answer, on real results of the tiny
+model (a real tokenizer, real generation, real distilabel tasks). Incorrect feedback never contains the answer."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from smolsynth.exercises import ____, all_exercises, nb00
+from smolsynth.exercises.solution_code import SOLUTIONS
+
+INSTRUCTIONS = ["Name a colour.", "Name a fruit.", "Name a tree."]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory, tiny_path) -> dict[str, Any]:
+    """Real results on the tiny model, made once: what a learner's cells would hold."""
+    from smolsynth.generation import generate
+    from smolsynth.llm import LocalLLM
+    from smolsynth.runner import run
+    from smolsynth.verbosity import import_distilabel
+
+    cache = str(tmp_path_factory.mktemp("cache"))
+    tasks = import_distilabel("distilabel.steps.tasks")
+    llm = LocalLLM("smolsynth/tiny", generation_kwargs={"max_new_tokens": 8})
+    task = tasks.TextGeneration(llm=llm, system_prompt="Answer in one word.")
+    plain = tasks.TextGeneration(llm=llm)
+    return {
+        "result": generate(INSTRUCTIONS, model="smolsynth/tiny", max_new_tokens=8, cache_dir=cache, progress=False),
+        "other": generate(["Say hi.", "Say bye.", "Say yes."], model="smolsynth/tiny", max_new_tokens=8,
+                          cache_dir=cache, progress=False),
+        "task": task,
+        "task_result": run(task, [{"instruction": i} for i in INSTRUCTIONS], cache_dir=cache, progress=False),
+        "one_row": run(task, [{"instruction": "Hi"}], cache_dir=cache, progress=False),
+        "plain": plain,
+        "plain_result": run(plain, [{"instruction": i} for i in INSTRUCTIONS[:2]], cache_dir=cache, progress=False),
+        "tasks": tasks,
+    }
+
+
+Answers = Callable[[dict[str, Any]], dict[str, Any]]
+
+CASES: dict[str, dict[str, Any]] = {
+    "00_setup.q1": {
+        "exercise": nb00.q1,
+        "correct": lambda g: {"my_instructions": INSTRUCTIONS, "my_result": g["result"]},
+        "incorrect": {
+            "a string, not a list": (lambda g: {"my_instructions": "Name a colour.", "my_result": g["result"]},
+                                     "list of strings"),
+            "too few": (lambda g: {"my_instructions": INSTRUCTIONS[:2], "my_result": g["result"]}, "at least 3"),
+            "duplicates": (lambda g: {"my_instructions": ["A?", "a?", "B?"], "my_result": g["result"]}, "the same"),
+            "empty one": (lambda g: {"my_instructions": ["A?", " ", "B?"], "my_result": g["result"]}, "empty"),
+            "not a result": (lambda g: {"my_instructions": INSTRUCTIONS, "my_result": ["text"]}, "generate(...)"),
+            "other list": (lambda g: {"my_instructions": INSTRUCTIONS, "my_result": g["other"]}, "another list"),
+            "rows missing": (lambda g: {"my_instructions": INSTRUCTIONS + ["Name a bird."],
+                                        "my_result": g["result"]}, "whole list"),
+            "no generation column": (lambda g: {"my_instructions": INSTRUCTIONS,
+                                                "my_result": g["result"].dataset.remove_columns("generation")},
+                                     "generation"),
+        },
+        "not_attempted": [lambda g: {"my_instructions": ____, "my_result": ____},
+                          lambda g: {"my_instructions": INSTRUCTIONS, "my_result": ____},
+                          lambda g: {"my_instructions": ["A?", ____, "B?"], "my_result": g["result"]}],
+    },
+    "00_setup.q2": {
+        "exercise": nb00.q2,
+        "correct": lambda g: {"my_task": g["task"], "my_task_result": g["task_result"]},
+        "incorrect": {
+            "no system prompt": (lambda g: {"my_task": g["plain"], "my_task_result": g["plain_result"]},
+                                 "no system prompt"),
+            "not a task": (lambda g: {"my_task": "TextGeneration", "my_task_result": g["task_result"]},
+                           "TextGeneration"),
+            "one row": (lambda g: {"my_task": g["task"], "my_task_result": g["one_row"]}, "at least two"),
+            "result of generate, not run": (lambda g: {"my_task": g["task"],
+                                                       "my_task_result": g["result"].dataset.remove_columns(
+                                                           "generation")}, "generation"),
+            "system prompt in the wrong place": (
+                lambda g: {"my_task": _task_with_template(g), "my_task_result": g["task_result"]},
+                "does not start with your system prompt"),
+        },
+        "not_attempted": [lambda g: {"my_task": ____, "my_task_result": ____},
+                          lambda g: {"my_task": g["task"], "my_task_result": ____}],
+    },
+}
+
+
+def _task_with_template(g: dict[str, Any]) -> Any:
+    """A task whose system prompt never reaches the model: every row carries its own empty-ish override."""
+    task = g["tasks"].TextGeneration(llm=g["task"].llm, system_prompt="Be brief.")
+    task.load()
+    task.system_prompt = "Be brief."
+    original = task.format_input
+    task.__dict__["format_input"] = lambda row: original({**row, "system_prompt": "Something else."})
+    return task
+
+
+def test_every_exercise_has_test_cases() -> None:
+    assert {f"{e.notebook}.{e.name}" for e in all_exercises()} == set(CASES)
+    for case in CASES.values():
+        assert case["incorrect"] and case["not_attempted"]
+
+
+def _ids(kind: str) -> list[tuple[str, Any]]:
+    if kind == "incorrect":
+        return [(key, name) for key, case in CASES.items() for name in case["incorrect"]]
+    return [(key, i) for key, case in CASES.items() for i in range(len(case["not_attempted"]))]
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_correct_answer_passes(key: str, generated: dict[str, Any]) -> None:
+    case = CASES[key]
+    feedback = case["exercise"].evaluate(**case["correct"](generated))
+    assert feedback.status == "correct", feedback
+
+
+@pytest.mark.parametrize(("key", "name"), _ids("incorrect"), ids=lambda v: str(v))
+def test_incorrect_answer_is_explained_without_the_answer(key: str, name: str, generated: dict[str, Any]) -> None:
+    case = CASES[key]
+    answers, reason = case["incorrect"][name]
+    feedback = case["exercise"].evaluate(**answers(generated))
+    assert feedback.status == "incorrect", feedback
+    assert reason in feedback.message, feedback.message
+    solution = SOLUTIONS[case["exercise"].notebook][case["exercise"].name]
+    for line in solution.splitlines():
+        if len(line.strip()) > 20:
+            assert line.strip() not in feedback.message, "Incorrect feedback must not give the solution away"
+
+
+@pytest.mark.parametrize(("key", "index"), _ids("not_attempted"), ids=lambda v: str(v))
+def test_not_attempted_answer(key: str, index: int, generated: dict[str, Any]) -> None:
+    case = CASES[key]
+    feedback = case["exercise"].evaluate(**case["not_attempted"][index](generated))
+    assert feedback.status == "not_attempted", feedback
+
+
+def test_q1_counts_dropped_rows(generated: dict[str, Any]) -> None:
+    """A row the engine dropped (with a reason) still counts as generated from the learner's list."""
+    result = generated["result"]
+    kept = result.dataset.select(range(2))
+    dropped = result.dataset.select([2])
+    partial = type(result)(dataset=kept, dropped=dropped, report=result.report)
+    feedback = nb00.q1.evaluate(my_instructions=INSTRUCTIONS, my_result=partial)
+    assert feedback.status == "correct" and "1 dropped" in feedback.message
