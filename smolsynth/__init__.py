@@ -17,17 +17,62 @@ from smolsynth.verbosity import apply_default_environment as _apply_default_envi
 
 _apply_default_environment()
 
+from importlib import import_module as _import_module  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
 from smolsynth.hardware import Hardware, Profile, choose_profile, current_profile, detect  # noqa: E402
 from smolsynth.models import TINY_MODEL, ModelNotAvailableError, load_model, load_tokenizer, resolve_model  # noqa: E402
+from smolsynth.report import Report, ReportTable  # noqa: E402
 from smolsynth.verbosity import import_distilabel, set_verbosity  # noqa: E402
 
 __version__ = "0.1.0"
+
+# Imported on first use (``smolsynth.generate`` ...), because these modules import distilabel, torch or TRL.
+_LAZY = {
+    "generate": "smolsynth.generation",
+    "LocalLLM": "smolsynth.llm",
+    "magpie_prompt": "smolsynth.llm",
+    "ultrafeedback_regex": "smolsynth.llm",
+    "ultrafeedback_schema": "smolsynth.llm",
+    "clear_model_cache": "smolsynth.llm",
+    "run": "smolsynth.runner",
+    "RunResult": "smolsynth.runner",
+    "run_pipeline": "smolsynth.runner",
+    "restore_logging": "smolsynth.runner",
+    "register_validator": "smolsynth.runner",
+    "to_sft": "smolsynth.instructions",
+    "binarize_rows": "smolsynth.preferences",
+    "sft": "smolsynth.training",
+    "dpo": "smolsynth.training",
+    "training_profile": "smolsynth.training",
+    "TrainingProfile": "smolsynth.training",
+    "TrainingResult": "smolsynth.training",
+    "ReferenceModelError": "smolsynth.training",
+    "compare_answers": "smolsynth.evaluation",
+    "plot_training": "smolsynth.evaluation",
+    "training_summary": "smolsynth.evaluation",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        value = getattr(_import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'smolsynth' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "TINY_MODEL",
     "Hardware",
     "ModelNotAvailableError",
     "Profile",
+    "Report",
+    "ReportTable",
     "choose_profile",
     "current_profile",
     "detect",
@@ -36,4 +81,5 @@ __all__ = [
     "load_tokenizer",
     "resolve_model",
     "set_verbosity",
+    *_LAZY,
 ]

@@ -10,6 +10,12 @@ Three environment variables steer every notebook, and this module is the one pla
     strict checks: an exercise that is not attempted or incorrect raises instead of only saying so (CI runs the
     solution notebooks this way, so a solution that stops passing fails the build).
 
+Notebooks hand their results to later notebooks through well-known folders, :func:`data_path`: notebook 01 saves its
+SFT dataset to ``data_path("sft")``, notebook 02 its preference pairs to ``data_path("dpo")`` (both with
+``Dataset.save_to_disk``), notebook 03 its SFT checkpoint to ``data_path("sft-model")``, notebook 04 its DPO
+checkpoint to ``data_path("dpo-model")``. :mod:`smolsynth.handoff` loads them, or makes a small substitute on the
+spot when a notebook is opened on its own.
+
 A notebook keeps its tunable values in a *parameters* cell of plain assignments, then lets :func:`fast_mode`
 shrink them when fast mode is on::
 
@@ -26,11 +32,12 @@ from __future__ import annotations
 
 import html
 import os
+from pathlib import Path
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from smolsynth.models import MODEL_ENV
+from smolsynth.models import MODEL_ENV, smolsynth_home
 
 FAST_ENV = "SMOLSYNTH_FAST"
 """Environment variable: ``1`` runs every notebook in fast mode (few rows, few tokens, few training steps)."""
@@ -38,10 +45,34 @@ FAST_ENV = "SMOLSYNTH_FAST"
 STRICT_ENV = "SMOLSYNTH_STRICT"
 """Environment variable: ``1`` makes a failing exercise check raise (CI runs the solution notebooks this way)."""
 
-__all__ = ["FAST_ENV", "MODEL_ENV", "STRICT_ENV", "SetupReport", "describe_setup", "env_flag", "fast_mode",
-           "is_fast", "is_strict"]
+__all__ = ["COURSE_DATA", "FAST_ENV", "MODEL_ENV", "STRICT_ENV", "SetupReport", "data_path", "describe_setup",
+           "env_flag", "fast_mode", "is_fast", "is_strict"]
 
 _TRUE = {"1", "true", "yes", "on"}
+
+COURSE_DATA: dict[str, str] = {
+    "sft": "notebook 01's SFT dataset (a `messages` column), saved with Dataset.save_to_disk",
+    "dpo": "notebook 02's preference pairs (prompt/chosen/rejected), saved with Dataset.save_to_disk",
+    "sft-model": "notebook 03's SFT checkpoint (a plain transformers folder)",
+    "dpo-model": "notebook 04's DPO checkpoint (a plain transformers folder)",
+    "runs": "scratch folder for the exercises' own training runs",
+}
+"""The names :func:`data_path` knows, and what each folder holds. Add a line here for a new hand-off."""
+
+
+def data_path(name: str) -> Path:
+    """The folder where the course keeps ``name`` (see :data:`COURSE_DATA`): ``<SMOLSYNTH_HOME>/course/<name>``.
+
+    ``SMOLSYNTH_HOME`` defaults to ``~/.cache/smolsynth``. The folder is not created (``save_to_disk`` and
+    ``save_pretrained`` create it); an unknown name raises, so a typo cannot send a notebook looking in the wrong place.
+
+    >>> data_path("sft").parts[-2:]
+    ('course', 'sft')
+    """
+    if name not in COURSE_DATA:
+        raise ValueError(f"data_path({name!r}): unknown name; the course's hand-off folders are "
+                         f"{', '.join(map(repr, COURSE_DATA))} (add a new one to smolsynth.course.COURSE_DATA).")
+    return smolsynth_home() / "course" / name
 
 
 def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:

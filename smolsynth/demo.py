@@ -56,10 +56,10 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     if steps < 1:
         raise ValueError(f"steps={steps}: train at least one step; e.g. --steps 4.")
     from smolsynth.instructions import to_sft
-    from smolsynth.llm import LocalLLM, ultrafeedback_regex
+    from smolsynth.llm import LocalLLM
     from smolsynth.models import resolve_model
-    from smolsynth.preferences import binarize_rows
-    from smolsynth.runner import _to_dataset, run
+    from smolsynth.preferences import Generator, binarize, judge, pool_responses
+    from smolsynth.runner import run
     from smolsynth.training import dpo, sft
     from smolsynth.verbosity import import_distilabel
 
@@ -82,42 +82,29 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     instructions = result.dataset.select_columns(["instruction"])
     _save(instructions, out, "instructions")
 
-    # 2. two responses per instruction, from two generators
-    candidates: dict[str, list[str]] = {}
-    for name, (system_prompt, temperature) in GENERATORS.items():
-        task = tasks.TextGeneration(llm=llm(temperature), system_prompt=system_prompt)
-        result = run(task, instructions, desc=f"responses ({name})", progress=progress)
-        result.report.step = f"responses ({name})"
-        reports.append(result.report)
-        candidates[name] = {row["instruction"]: row["generation"] for row in result.dataset}
-    both = [{"instruction": text, "generations": [candidates[n][text] for n in GENERATORS],
-             "models": [f"{model_id} ({n})" for n in GENERATORS]}
-            for text in instructions["instruction"] if all(text in candidates[n] for n in GENERATORS)]
-    responses = _to_dataset(both)
+    # 2. two responses per instruction, from two generators (one model, two system prompts and temperatures)
+    pooled = pool_responses(instructions, [Generator(model=model_id, system_prompt=system_prompt,
+                                                     temperature=temperature, name=name)
+                                           for name, (system_prompt, temperature) in GENERATORS.items()],
+                            max_new_tokens=max_new_tokens, seed=seed, progress=progress)
+    reports.extend(pooled.steps)
+    responses = pooled.dataset
     _save(responses, out, "responses")
 
     # 3. judge: UltraFeedback's prompt; decoding constrained to the format its parser reads, one rating per response
-    judge = tasks.UltraFeedback(aspect="overall-rating", llm=LocalLLM(
-        model_id, seed=seed, structured_output={"format": "regex", "schema": ultrafeedback_regex(len(GENERATORS))},
-        generation_kwargs={"max_new_tokens": 256, "temperature": 0.7}))
-    result = run(judge, responses, desc="judge", progress=progress)
+    result = judge(responses, model=model_id, seed=seed, progress=progress)
     reports.append(result.report)
     judged = result.dataset
     _save(judged, out, "judged")
 
     # 4. pairs: chosen = best rated, rejected = a random other response (ultrafeedback_binarized); ties dropped
-    t = time.perf_counter()
-    pairs, dropped = binarize_rows(judged, rule="best-vs-random", seed=seed)
-    reasons: dict[str, int] = {}
-    for row in dropped:
-        reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
-    reports.append(Report("pairs (best-vs-random)", rows_in=len(judged), rows_out=len(pairs), dropped=reasons,
-                          seconds=time.perf_counter() - t))
-    preferences = _to_dataset(pairs)
+    result = binarize(judged, rule="best-vs-random", seed=seed)
+    reports.append(result.report)
+    preferences = result.dataset
     _save(preferences, out, "preferences")
 
     # 5. SFT on the instructions with the first generator's responses
-    sft_data = to_sft([{"instruction": r["instruction"], "generation": r["generations"][0]} for r in both])
+    sft_data = to_sft([{"instruction": r["instruction"], "generation": r["generations"][0]} for r in responses])
     reports.append(sft_data.report)
     _save(sft_data.dataset, out, "sft")
     t = time.perf_counter()
@@ -128,7 +115,7 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
 
     # 6. DPO from the saved SFT checkpoint (its own reference: margins start at 0)
     dpo_result = None
-    if len(pairs) >= 2:
+    if len(preferences) >= 2:
         t = time.perf_counter()
         dpo_result = dpo(preferences, model=sft_result.output_dir, output_dir=str(out / "dpo-model"),
                          max_steps=steps, seed=seed)
@@ -136,7 +123,7 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
                               dropped=dict(dpo_result.metrics.get("dropped_rows") or {}),
                               model=sft_result.output_dir, seconds=time.perf_counter() - t))
     else:
-        print(f"DPO skipped: {len(pairs)} pair(s) survived the judge; it needs at least 2 (see summary.md).")
+        print(f"DPO skipped: {len(preferences)} pair(s) survived the judge; it needs at least 2 (see summary.md).")
 
     summary = {
         "model": model_id,

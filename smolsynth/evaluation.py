@@ -172,7 +172,33 @@ def plot_training(source: Any, *, title: str | None = None) -> Figure:
     kind = getattr(source, "kind", None)
     if title or kind:
         fig.suptitle(title or f"{kind.upper()} training")
+    _show_figures_in_ipython()
     return fig
+
+
+def _show_figures_in_ipython() -> None:
+    """In an IPython kernel, display a pyplot-free ``Figure`` (a cell's value) as a PNG.
+
+    IPython registers its PNG formatter for figures only once pyplot (or ``%matplotlib inline``) is loaded; without
+    it a cell ending in ``plot_training(...)`` shows only ``<Figure size ...>``. Registers it when missing.
+    """
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    from IPython.core.pylabtools import print_figure
+    from matplotlib.figure import Figure
+
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        formatter.lookup_by_type(Figure)
+    except KeyError:
+        formatter.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 
 def training_summary(results: Mapping[str, Any] | Sequence[Any]) -> pd.DataFrame:

@@ -6,9 +6,9 @@ replacement: any distilabel ``Task`` accepts it, inside the in-process runner (:
 distilabel ``Pipeline``::
 
     >>> from smolsynth.llm import LocalLLM
-    >>> llm = LocalLLM("smolsynth/tiny", generation_kwargs={"max_new_tokens": 8})
+    >>> llm = LocalLLM("smolsynth/tiny", generation_kwargs={"max_new_tokens": 8})  # what tasks pass to generate()
     >>> llm.load()
-    >>> out = llm.generate([[{"role": "user", "content": "Hi"}]], num_generations=2)
+    >>> out = llm.generate([[{"role": "user", "content": "Hi"}]], num_generations=2, max_new_tokens=8)
     >>> len(out[0]["generations"]), sorted(out[0]["statistics"])
     (2, ['input_tokens', 'output_tokens'])
 
@@ -90,6 +90,13 @@ class LoadedModel:
                 ids.append(int(i))
         return ids
 
+    def __reduce__(self) -> Any:
+        # Pickled (Ray, spawn) or deep-copied, a loaded model travels as a reference: reloaded (once) where it lands.
+        return (_reload, (self.model_id, self.dtype, self.device, self.engine))
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "LoadedModel":
+        return self  # one loaded model per process, shared
+
     @property
     def grammar(self) -> "_GrammarTools":
         if self._grammar is None:
@@ -108,6 +115,10 @@ def get_loaded_model(model_id: str, *, dtype: str, device: str, engine: str = "t
         if key not in _LOADED:
             _LOADED[key] = _load(model_id, dtype=dtype, device=device, engine=engine)
         return _LOADED[key]
+
+
+def _reload(model_id: str, dtype: str, device: str, engine: str) -> LoadedModel:
+    return get_loaded_model(model_id, dtype=dtype, device=device, engine=engine)
 
 
 def clear_model_cache() -> int:
@@ -715,7 +726,7 @@ with warnings.catch_warnings():
             model, tok = loaded.model, loaded.tokenizer
             eos_ids = loaded.eos_ids
             pad_id = tok.pad_token_id if tok.pad_token_id is not None else eos_ids[0]
-            end_ids = set(eos_ids) | {pad_id}
+            eos_set = set(eos_ids)
             gen: Dict[str, Any] = dict(max_new_tokens=settings["max_new_tokens"], pad_token_id=pad_id,
                                        eos_token_id=eos_ids, repetition_penalty=settings["repetition_penalty"])
             if settings["do_sample"]:
@@ -751,8 +762,10 @@ with warnings.catch_warnings():
                                          **gen, **extra)
                 new_tokens = out[:, width:].tolist()
                 for s, tokens in zip(chunk, new_tokens):
-                    n = next((k + 1 for k, t in enumerate(tokens) if t in end_ids), len(tokens))
+                    n = next((k + 1 for k, t in enumerate(tokens) if t in eos_set), len(tokens))
                     kept = tokens[:n]
+                    while kept and kept[-1] == pad_id and pad_id not in eos_set:  # padding after a stop string
+                        kept.pop()
                     s.output_tokens = len(kept)
                     s.text = self._cut_at_stop(tok.decode(kept, skip_special_tokens=True), settings)
 

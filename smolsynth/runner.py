@@ -35,7 +35,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import random
+import sys
 import time
 import weakref
 from contextlib import contextmanager
@@ -156,15 +158,20 @@ def preserve_logging() -> Iterator[None]:
             logging.getLogger(name).disabled = disabled
 
 
-def restore_logging() -> int:
-    """Remove queue handlers left on the root logger by a distilabel ``Pipeline`` run made without
-    :func:`run_pipeline`. Returns how many were removed."""
+def restore_logging(level: int = logging.WARNING) -> int:
+    """Repair the root logger after a distilabel ``Pipeline`` run made without :func:`run_pipeline`.
+
+    Removes the queue handlers distilabel left there (their queue is closed: every later log line would print
+    "Logging error") and sets the root level back to ``level`` (Python's default, WARNING; distilabel raises it).
+    Returns how many handlers were removed.
+    """
     from logging.handlers import QueueHandler
 
     root = logging.getLogger()
     stale = [h for h in root.handlers if isinstance(h, QueueHandler)]
     for handler in stale:
         root.removeHandler(handler)
+    root.setLevel(level)
     return len(stale)
 
 
@@ -180,13 +187,33 @@ def quiet_distilabel(level: int = logging.ERROR) -> Iterator[None]:
         logger.setLevel(previous)
 
 
+_FORK_GUARD = {"active": False, "registered": False}
+
+
+def _single_threaded_torch_in_child() -> None:
+    if _FORK_GUARD["active"] and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
 def run_pipeline(pipeline: Any, **kwargs: Any) -> Any:
-    """``pipeline.run(**kwargs)``, then the logging state of before the run (see :func:`preserve_logging`).
+    """``pipeline.run(**kwargs)``, made safe for a notebook; returns distilabel's ``Distiset``.
+
+    * Afterwards the logging state of before the run is restored (see :func:`preserve_logging`).
+    * distilabel forks one process per step. If this process already ran a model on the CPU (the runner, a cell
+      with ``generate``), a forked child that runs torch with several OpenMP threads hangs forever; the children of
+      this pipeline run torch single-threaded instead (each step is its own process, so little is lost).
 
     >>> distiset = run_pipeline(pipeline, use_cache=False)  # doctest: +SKIP
     """
-    with preserve_logging():
-        return pipeline.run(**kwargs)
+    if not _FORK_GUARD["registered"] and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_single_threaded_torch_in_child)
+        _FORK_GUARD["registered"] = True
+    _FORK_GUARD["active"] = True
+    try:
+        with preserve_logging():
+            return pipeline.run(**kwargs)
+    finally:
+        _FORK_GUARD["active"] = False
 
 
 # ------------------------------------------------------------------------------------------------------ result

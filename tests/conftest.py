@@ -99,3 +99,25 @@ def tiny_llm_factory(tiny_path):
 
     return make
 # ----------------------------------------------------------------------------------------- end engine fixtures
+
+
+# ----------------------------------------------------------------------- preference fixtures (smolsynth.preferences)
+PREFERENCE_PROMPTS = [f"{verb} {topic}." for verb in ("Explain", "Describe", "Give two facts about", "Name a use of")
+                      for topic in ("rain", "bread", "a bicycle", "the moon", "music")]  # 20 distinct prompts
+
+
+@pytest.fixture(scope="session")
+def preference_pipeline(tmp_path_factory, tiny_path):
+    """The notebook-02 path on the tiny model, once per session: 20 prompts -> 2 pooled + 2 EvolQuality candidates
+    -> constrained UltraFeedback (overall rating) -> pairs with the default rule. Returns every step's result."""
+    from smolsynth.preferences import binarize, evolve_quality, judge, pool_responses
+
+    cache = str(tmp_path_factory.mktemp("preference-cache"))
+    common = {"progress": False, "cache_dir": cache}
+    pooled = pool_responses(PREFERENCE_PROMPTS, max_new_tokens=12, **common)
+    evolved = evolve_quality(pooled.dataset, ["helpfulness", "deepening"], max_new_tokens=12, **common)
+    judged = judge(evolved.dataset, max_rationale_chars=24, **common)
+    pairs = binarize(judged.dataset)
+    return {"prompts": PREFERENCE_PROMPTS, "pooled": pooled, "evolved": evolved, "judged": judged, "pairs": pairs,
+            "cache_dir": cache}
+# ------------------------------------------------------------------- end preference fixtures

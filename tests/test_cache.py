@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -72,55 +71,44 @@ def test_cache_false_and_force(engine_home, tiny_llm_factory):
 
 
 RUN_SCRIPT = """
-import json, sys
+import sys
 from smolsynth.llm import LocalLLM
 from smolsynth.runner import run
 from distilabel.steps.tasks import TextGeneration
-rows = [{"instruction": f"Tell a story about number {i}."} for i in range(16)]
-task = TextGeneration(llm=LocalLLM("smolsynth/tiny", generation_kwargs={"max_new_tokens": 24, "ignore_eos": True,
-                                                                      "temperature": 1.0}))
-result = run(task, rows, batch_size=2, progress=False)
-json.dump({"rows": result.dataset.to_list(), "cached": result.report.cached_rows}, open(sys.argv[1], "w"))
+ROWS = [{"instruction": f"Tell a story about number {i}."} for i in range(16)]
+def task():
+    return TextGeneration(llm=LocalLLM("smolsynth/tiny", generation_kwargs={"max_new_tokens": 24, "ignore_eos": True,
+                                                                           "temperature": 1.0}))
+if __name__ == "__main__":
+    run(task(), ROWS, batch_size=2, progress=False)
 """
 
 
-def _start(home, out):
-    env = {**os.environ, **OFFLINE_ENV, "SMOLSYNTH_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, str(out)], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def test_a_run_killed_mid_way_resumes_and_equals_an_uninterrupted_run(tmp_path, tiny_path, monkeypatch):
+    from smolsynth.runner import run
 
-
-def _home(tmp_path, name, tiny_path):
-    home = tmp_path / name
+    home = tmp_path / "home"
     home.mkdir()
     (home / "models").symlink_to(tiny_path.parent, target_is_directory=True)
-    return home
-
-
-def test_a_run_killed_mid_way_resumes_and_equals_an_uninterrupted_run(tmp_path, tiny_path):
-    killed_home = _home(tmp_path, "killed", tiny_path)
-    proc = _start(killed_home, tmp_path / "never.json")
+    env = {**os.environ, **OFFLINE_ENV, "SMOLSYNTH_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-c", RUN_SCRIPT], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     deadline = time.time() + 240
-    batches = []
     while time.time() < deadline and proc.poll() is None:
-        batches = list((killed_home / "cache").glob("runs/*/batch-*.json"))
-        if len(batches) >= 2:
+        if len(list((home / "cache").glob("runs/*/batch-*.json"))) >= 2:
             break
         time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
-    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9: no cleanup, no chance to finish the batch in flight
     proc.wait(timeout=30)
-    done_before_kill = len(list((killed_home / "cache").glob("runs/*/batch-*.json")))
+    done_before_kill = len(list((home / "cache").glob("runs/*/batch-*.json")))
     assert 2 <= done_before_kill < 8
 
-    resumed = _start(killed_home, tmp_path / "resumed.json")
-    clean = _start(_home(tmp_path, "clean", tiny_path), tmp_path / "clean.json")
-    for p in (resumed, clean):
-        _, err = p.communicate(timeout=240)
-        assert p.returncode == 0, err.decode()[-3000:]
-    resumed_out = json.loads((tmp_path / "resumed.json").read_text())
-    clean_out = json.loads((tmp_path / "clean.json").read_text())
-    assert resumed_out["cached"] == 2 * done_before_kill  # finished batches were read back, not redone
-    assert clean_out["cached"] == 0
-    assert resumed_out["rows"] == clean_out["rows"]
-    assert len(clean_out["rows"]) == 16
+    script: dict = {}
+    exec(compile(RUN_SCRIPT, "<run-script>", "exec"), script)  # the same task and rows, in this process
+    monkeypatch.setenv("SMOLSYNTH_HOME", str(home))
+    resumed = run(script["task"](), script["ROWS"], batch_size=2, progress=False)
+    uninterrupted = run(script["task"](), script["ROWS"], batch_size=2, progress=False, cache=False)
+    assert resumed.report.cached_rows == 2 * done_before_kill  # finished batches are read back, not redone
+    assert resumed.dataset.to_list() == uninterrupted.dataset.to_list()
+    assert len(resumed.dataset) == 16

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from smolsynth.exercises import ____, all_exercises, nb00
+from smolsynth.exercises import ____, exercise_modules, exercises_of, nb00
 from smolsynth.exercises.solution_code import SOLUTIONS
 
 INSTRUCTIONS = ["Name a colour.", "Name a fruit.", "Name a tree."]
@@ -96,9 +96,19 @@ def _task_with_template(g: dict[str, Any]) -> Any:
 
 
 def test_every_exercise_has_test_cases() -> None:
-    assert {f"{e.notebook}.{e.name}" for e in all_exercises()} == set(CASES)
+    assert {f"{e.notebook}.{e.name}" for e in exercises_of("00_setup")} == set(CASES)
     for case in CASES.values():
         assert case["incorrect"] and case["not_attempted"]
+
+
+def test_every_exercise_module_has_its_test_file() -> None:
+    """Each nbNN module is tested in tests/test_exercises_nbNN.py, whose own meta-test checks it has every case."""
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    for module in exercise_modules().values():
+        short = module.__name__.rsplit(".", 1)[-1]
+        assert (here / f"test_exercises_{short}.py").exists(), f"{module.__name__}: no tests/test_exercises_{short}.py"
 
 
 def _ids(kind: str) -> list[tuple[str, Any]]:

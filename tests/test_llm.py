@@ -134,3 +134,15 @@ def test_default_batch_size_follows_the_profile():
     t4 = choose_profile(Hardware(device="cuda", gpu_name="Tesla T4", capability=(7, 5), gpu_memory_gb=15.0))
     assert default_batch_size("HuggingFaceTB/SmolLM2-1.7B-Instruct", t4) == t4.generation_batch_size
     assert default_batch_size("smolsynth/tiny", t4) == TINY_BATCH_SIZE
+
+
+def test_a_loaded_llm_pickles_and_copies_as_a_reference_to_the_loaded_model(tiny_llm_factory):
+    import copy
+    import pickle
+
+    llm = tiny_llm_factory()
+    llm.load()
+    clone = pickle.loads(pickle.dumps(llm))  # Ray and spawn pickle steps; the model is reloaded (here: reused)
+    assert clone._loaded is llm._loaded
+    assert copy.deepcopy(llm)._loaded is llm._loaded
+    assert clone.generate(CHATS[:1], max_new_tokens=3)[0]["statistics"]["output_tokens"][0] >= 1

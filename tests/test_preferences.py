@@ -87,3 +87,55 @@ def test_bad_rule_and_missing_column_fail_with_the_fix():
         binarize_rows([row([1, 2])], rule="best")
     with pytest.raises(ValueError, match="ratings"):
         binarize_rows([{"instruction": "x", "generations": ["a"]}])
+
+
+# ------------------------------------------------------------------------------------ binarize(): the RunResult form
+def test_binarize_defaults_to_best_vs_random_lower_and_counts_every_drop():
+    from smolsynth.preferences import DEFAULT_RULE, binarize
+
+    rows = [row([5, 5, 2]), row([3, 3, 3]), row([None, 4]), row([4], generations=["a", "b"]),
+            row([5, 1], generations=["same", "same "]), row([2, 4, 4])]
+    result = binarize(rows)
+    assert DEFAULT_RULE == "best-vs-random-lower" and result.report.step == "binarize (best-vs-random-lower)"
+    assert result.report.rows_in == 6 and result.report.rows_out == 2
+    assert result.report.dropped == {"tie": 1, "missing_ratings": 1, "wrong_number_of_ratings": 1,
+                                     "identical_texts": 1}
+    assert sorted(result.dropped["reason"]) == sorted(["tie", "missing_ratings", "wrong_number_of_ratings",
+                                                       "identical_texts"])
+    assert [(p["chosen_rating"], p["rejected_rating"]) for p in result.dataset] == [(5, 2), (4, 2)]
+
+
+def test_binarize_rules_on_ties_give_the_documented_pairs():
+    from smolsynth.preferences import binarize
+
+    rows = [row([5, 5, 1, 3]) for _ in range(30)]
+    worst = binarize(rows, "best-vs-worst")
+    assert len(worst.dataset) == 30 and set(worst.dataset["rejected_rating"]) == {1}
+    lower = binarize(rows, "best-vs-random-lower", seed=1)
+    assert len(lower.dataset) == 30 and set(lower.dataset["rejected_rating"]) == {1, 3}  # a random strictly lower one
+    rand = binarize(rows, "best-vs-random", seed=1)
+    assert 0 < rand.report.dropped["tie"] < 30 and len(rand.dataset) + rand.report.dropped["tie"] == 30
+    assert set(rand.dataset["chosen_rating"]) == {5}
+
+
+def test_rationales_and_models_travel_with_the_pair():
+    pairs, _ = binarize_rows([row([1, 5], models=["m1", "m2"], rationales=["weak", "strong"])], rule="best-vs-worst")
+    assert (pairs[0]["chosen_rationale"], pairs[0]["rejected_rationale"]) == ("strong", "weak")
+    assert (pairs[0]["chosen_model"], pairs[0]["rejected_model"]) == ("m2", "m1")
+
+
+def test_ratings_table_has_one_row_per_candidate_with_its_source():
+    from smolsynth.preferences import ratings_table
+
+    table = ratings_table([row([4, [5, 3, 4, 4], None], sources=["pool", "pool", "evol:details"])])
+    assert table["rating"].tolist()[:2] == [4.0, 4.0] and table["rating"].isna().tolist() == [False, False, True]
+    assert table.groupby("source")["rating"].mean().to_dict()["pool"] == 4.0
+
+
+def test_generators_are_labelled_and_checked():
+    from smolsynth.preferences import Generator, _as_generator
+
+    assert _as_generator("some/model", 0) == Generator(model="some/model")
+    assert _as_generator({"temperature": 1.0, "name": "hot"}, 1).label("m") == "m (hot)"
+    with pytest.raises(ValueError, match="unknown keys"):
+        _as_generator({"temp": 1.0}, 0)

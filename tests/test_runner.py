@@ -51,21 +51,23 @@ def test_distilabels_tasks_run(engine_home, tiny_llm_factory, name):
         assert all(isinstance(r, str) for r in result.dropped["raw_output"])
 
 
-class _CannedLLM:
-    """A fake LLM that returns canned text: only to test the accounting on known outputs (DESIGN.md section 5)."""
-
-
 def _canned_llm(texts):
+    """A fake LLM that returns canned text: only to test the accounting on known outputs (DESIGN.md section 5)."""
+    import warnings
+
     from distilabel.models.llms.base import LLM
 
-    class Canned(LLM):
-        @property
-        def model_name(self) -> str:
-            return "canned"
+    with warnings.catch_warnings():  # pydantic's note about distilabel's RuntimeParameter typing, at class creation
+        warnings.simplefilter("ignore")
 
-        def generate(self, inputs, num_generations=1, **kwargs):
-            return [{"generations": [texts[i % len(texts)]] * num_generations, "statistics": {}}
-                    for i, _ in enumerate(inputs)]
+        class Canned(LLM):
+            @property
+            def model_name(self) -> str:
+                return "canned"
+
+            def generate(self, inputs, num_generations=1, **kwargs):
+                return [{"generations": [texts[i % len(texts)]] * num_generations, "statistics": {}}
+                        for i, _ in enumerate(inputs)]
 
     return Canned()
 

@@ -1,0 +1,176 @@
+"""Generation throughput: distilabel's TransformersLLM vs smolsynth's LocalLLM vs plain batched ``model.generate``.
+
+The same chat prompts, the same sampling settings and a fixed number of new tokens (EOS ignored, so every system
+writes exactly the same number of tokens) go through:
+
+  (a) distilabel's ``TransformersLLM.generate`` (what distilabel offers for local models: one generate per prompt),
+  (b) ``smolsynth.llm.LocalLLM.generate`` (our engine: length buckets, left padding, one generate per bucket),
+  (c) plain ``model.generate`` on left-padded batches of the same batch size, in the prompts' order,
+
+in one process, interleaved (a, b, c, a, b, c, ...) after a warm-up round, several repeats; medians are reported.
+The last two lines are the ratios of throughput (higher is better for the engine)::
+
+    engine_vs_distilabel=<distilabel seconds / engine seconds>
+    engine_vs_raw_generate=<raw generate seconds / engine seconds>
+
+Usage:
+
+    SMOLSYNTH_MODEL=smolsynth/tiny HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_generation.py
+    .venv/bin/python benchmarks/bench_generation.py --threads 1 --repeats 5
+    .venv/bin/python benchmarks/bench_generation.py --device cuda   # a ~1.5B Qwen2-shaped model, random weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOPICS = ["the moon", "bread", "rivers", "a lost key", "chess", "tea", "volcanoes", "a small robot"]
+
+
+def chat_prompts(n: int) -> list[list[dict]]:
+    """``n`` chat prompts of varied length (1 to 6 sentences), deterministic."""
+    prompts = []
+    for i in range(n):
+        sentences = " ".join(f"Mention {TOPICS[(i + k) % len(TOPICS)]}." for k in range(1 + i % 6))
+        prompts.append([{"role": "user", "content": f"Write a short paragraph, number {i}. {sentences}"}])
+    return prompts
+
+
+def build_model(device: str, dtype: str, workdir: Path) -> str:
+    """The model folder to benchmark: the tiny model on CPU; on CUDA a Qwen2-1.5B-shaped model with random
+    weights (throughput does not depend on the weights) and the tiny tokenizer, built locally (no download)."""
+    from smolsynth.models import load_tokenizer, tiny_model_path
+
+    if device != "cuda":
+        return str(tiny_model_path())
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = load_tokenizer("smolsynth/tiny")
+    config = Qwen2Config(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                         num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=4096,
+                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    path = workdir / "qwen2-1.5b-shape-random"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    del model
+    torch.cuda.empty_cache()
+    print(f"built {sum(p.numel() for p in Qwen2ForCausalLM(config).parameters()) / 1e9:.2f}B-parameter "
+          f"Qwen2-shaped model (random weights) at {path}", flush=True)
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the engine's default for the model")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--skip-distilabel", action="store_true", help="only engine vs raw generate")
+    args = parser.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from smolsynth.llm import LocalLLM, default_batch_size
+    from smolsynth.models import load_model
+    from smolsynth.verbosity import import_distilabel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = "float32" if args.device == "cpu" else ("bfloat16" if torch.cuda.get_device_capability()[0] >= 8
+                                                    else "float16")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-generation-"))
+    path = build_model(args.device, dtype, workdir)
+    tiny = args.device == "cpu"
+    batch_size = args.batch_size or default_batch_size("smolsynth/tiny" if tiny else path)
+    chats = chat_prompts(args.prompts)
+    n_new = args.max_new_tokens
+    sampling = dict(temperature=0.7, top_p=1.0)
+
+    # (b) the engine
+    engine = LocalLLM(path, dtype=dtype, device=args.device, batch_size=batch_size)
+    engine.load()
+    model, tokenizer = engine._loaded.model, engine._loaded.tokenizer
+
+    def run_engine() -> int:
+        out = engine.generate(chats, max_new_tokens=n_new, ignore_eos=True, **sampling)
+        return sum(o["statistics"]["output_tokens"][0] for o in out)
+
+    # (c) plain batched generate, same model object, same batch size, prompts in their given order
+    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+
+    def run_raw() -> int:
+        produced = 0
+        for i in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(model.device)
+            with torch.inference_mode():
+                out = model.generate(**enc, max_new_tokens=n_new, min_new_tokens=n_new, do_sample=True, top_k=0,
+                                     pad_token_id=tokenizer.pad_token_id, **sampling)
+            produced += (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
+        return produced
+
+    systems = {"engine": run_engine, "raw_generate": run_raw}
+
+    # (a) distilabel's TransformersLLM (its own pipeline and its own copy of the model)
+    if not args.skip_distilabel:
+        hf = import_distilabel("distilabel.models.llms.huggingface")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            distilabel_llm = hf.TransformersLLM(model=path, torch_dtype=dtype, device=args.device)
+            distilabel_llm.load()
+        pipe = distilabel_llm._pipeline
+        for config in (pipe.model.generation_config, getattr(pipe, "generation_config", None)):
+            if config is not None:  # ignore EOS there too, so that every system writes n_new tokens per prompt
+                config.min_new_tokens = n_new
+
+        def run_distilabel() -> int:
+            out = distilabel_llm.generate(chats, max_new_tokens=n_new, repetition_penalty=1.0, top_k=0, **sampling)
+            return sum(o["statistics"]["output_tokens"][0] for o in out)
+
+        systems = {"distilabel": run_distilabel, **systems}
+
+    print(f"device={args.device} dtype={dtype} threads={torch.get_num_threads()} prompts={len(chats)} "
+          f"max_new_tokens={n_new} batch_size={batch_size} repeats={args.repeats} "
+          f"model_params={model.num_parameters() / 1e6:.2f}M", flush=True)
+    for fn in systems.values():  # warm-up (kernels, caches, allocator)
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    tokens: dict[str, int] = {}
+    for _ in range(args.repeats):
+        for name, fn in systems.items():
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            tokens[name] = fn()
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - started)
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    for name in systems:
+        print(f"{name:13s} median {medians[name]:8.3f} s  runs {' '.join(f'{t:.3f}' for t in times[name])}  "
+              f"tokens {tokens[name]}  {len(chats) * n_new / medians[name]:9.1f} tokens/s", flush=True)
+    if "distilabel" in medians:
+        print(f"engine_vs_distilabel={medians['distilabel'] / medians['engine']:.2f}")
+    print(f"engine_vs_raw_generate={medians['raw_generate'] / medians['engine']:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

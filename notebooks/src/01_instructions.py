@@ -1,0 +1,365 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# **What instruction data is for.** A pretrained language model continues text; it does not *answer*. Supervised
+# fine-tuning (SFT) teaches it to: you show it thousands of conversations, a user's instruction and a good
+# assistant response, and it learns the format, the tone and the habit of helping. What it learns depends on what
+# you show it: instructions that are **varied** (topics, verbs, lengths, difficulty) and responses that are
+# **good**. This notebook builds an instruction dataset three ways, each with a different idea of where
+# instructions come from:
+#
+# | method | where the instructions come from | you provide |
+# |---|---|---|
+# | **Magpie** | the chat model itself, prompted with nothing but the start of a user turn | a chat model (and optional system prompts) |
+# | **Self-Instruct** | the model, imitating a handful of examples, over several rounds | a few seed instructions |
+# | **Evol-Instruct** | the model, rewriting existing instructions into harder or new ones | instructions to evolve |
+#
+# By the end you will have run all three, seen what each one's filters remove and why, and saved an SFT dataset
+# that notebook 03 trains on.
+
+# %% [markdown]
+# ## 1. Parameters
+#
+# In fast mode (CI, or `SMOLSYNTH_FAST=1`) these shrink so the notebook runs in about a minute. Fast mode also
+# samples responses (`RESPONSE_TEMPERATURE` 0.7) instead of answering greedily: the tiny test model's single most
+# likely token is a newline, so its greedy answers are blank, and blank answers are (rightly) dropped.
+
+# %% tags=["parameters"]
+N_MAGPIE = 20  # Magpie conversations to generate
+MAX_NEW_TOKENS = 128  # token budget of each generated instruction or response
+RESPONSE_TEMPERATURE = 0.0  # 0 = greedy, as the papers answer; 0.2-0.3 varies answers a little
+SELF_INSTRUCT_ROUNDS = 2  # Self-Instruct bootstrap rounds
+PROMPTS_PER_ROUND = 8  # Self-Instruct prompts per round (each asks for several new instructions)
+EVOL_ROUNDS = 2  # Evol-Instruct rounds (the paper runs 4)
+N_EXERCISE = 5  # rows the exercises ask for
+
+# %%
+from smolsynth import course
+
+course.fast_mode(globals(), N_MAGPIE=6, MAX_NEW_TOKENS=24, RESPONSE_TEMPERATURE=0.7, SELF_INSTRUCT_ROUNDS=2,
+                 PROMPTS_PER_ROUND=3, EVOL_ROUNDS=1, N_EXERCISE=3)
+
+# %%
+import smolsynth
+from smolsynth.instructions import (evol_instruct, evol_mutation_templates, generate_responses, magpie,
+                                    self_instruct_bootstrap, to_sft)
+from smolsynth.llm import LocalLLM, magpie_prompt
+from smolsynth.stats import dataset_stats
+
+model_id = smolsynth.resolve_model()
+llm = LocalLLM(model_id)
+llm.load()  # loaded once; every call below reuses it
+print(f"Model: {model_id}")
+
+# %% [markdown]
+# If you are on `smolsynth/tiny` (CI, or offline), every text below is noise: the model has random weights. The
+# machinery is real, though, and so are the counts, the filters and the dataset's format. With a real model (the
+# default on your machine), the same cells give readable, useful data.
+
+# %% [markdown]
+# ## 2. Magpie: ask the model for nothing
+#
+# **The idea** (Xu et al., 2024). A chat model was trained on text like
+# `<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n{answer}`. Give it only the *start* of a user
+# turn, the **pre-query template**, and it does what it learned: it writes a plausible user request. Then give it
+# the request in a normal chat prompt and it answers. No seeds, no prompt engineering: the instructions come from
+# the distribution the model was aligned on.
+#
+# What Magpie needs from the **chat template**: the exact text that precedes a user message. smolsynth derives it
+# from the tokenizer's own template (`magpie_prompt`), so it is right for ChatML, Llama 3 (one BOS, not two) or
+# Qwen2.5 (which inserts its default system prompt first). Here is what your model sees:
+
+# %%
+print(repr(magpie_prompt(llm.tokenizer)))
+print(repr(magpie_prompt(llm.tokenizer, [{"role": "system", "content": "You are a patient cooking teacher."}])))
+
+# %% [markdown]
+# A **system prompt** steers the topic: Magpie with "You are a cooking teacher" writes cooking questions. A list
+# of system prompts (one drawn per row) or a dict of prompt -> weight gives a mix. The paper samples instructions
+# at temperature 1.0 (variety) and answers greedily (the model's best answer); `magpie` does both, through
+# distilabel's `Magpie` task run by smolsynth's runner.
+
+# %%
+SYSTEM_PROMPTS = {
+    "You are a patient cooking teacher.": 0.5,
+    "You are a helpful travel agent.": 0.3,
+    "You are a friendly Python tutor.": 0.2,
+}
+magpie_result = magpie(N_MAGPIE, model=model_id, system_prompt=SYSTEM_PROMPTS, max_new_tokens=MAX_NEW_TOKENS,
+                       response_temperature=RESPONSE_TEMPERATURE)
+magpie_result
+
+# %%
+magpie_result.dataset.to_pandas().head()
+
+# %% [markdown]
+# The table above is the **funnel**: what the model produced, then what the filters removed and why. Magpie's
+# failure modes, and what `magpie` does about them:
+#
+# - **No chat template** (a base model): there is no pre-query template to send, so `magpie` stops with an error
+#   before generating anything. Magpie works with chat models only.
+# - **Instructions that end with ":"** ("Here are some ideas:"): the model started a list it never wrote. Dropped as
+#   `ends_with_colon`.
+# - **Repetition**: an aligned model has favourite requests, and without a system prompt many rows are the same
+#   few questions. Exact and near duplicates (word 3-gram Jaccard >= 0.7) are dropped; system prompts add variety.
+# - **Empty turns**: an instruction or answer that is blank (the tiny model's specialty) is dropped, never kept as
+#   an empty message.
+#
+# Multi-turn conversations are one argument away: `magpie(n, n_turns=2)` alternates user and assistant turns and
+# returns them in a `conversation` column.
+
+# %% [markdown]
+# ## 3. Self-Instruct: imitate a few seeds, round after round
+#
+# **The idea** (Wang et al., 2022). Start from a few hand-written **seed** instructions. Show the model 8 examples
+# (6 seeds and 2 it generated earlier, shuffled) and ask for new ones. Keep only the new instructions that pass
+# the filters, add them to the **pool**, and repeat. The paper grew 175 seeds into 52,000 instructions this way.
+#
+# The prompt is distilabel's `SelfInstruct` prompt, with the examples as its context. Here it is, exactly:
+
+# %%
+SEEDS = [
+    "Explain why the sky is blue to a ten-year-old.",
+    "Give three tips for a successful job interview.",
+    "Summarize the plot of Romeo and Juliet in two sentences.",
+    "Translate the phrase good morning into French and Spanish.",
+    "Suggest a name for a coffee shop next to a library.",
+    "List four healthy breakfast ideas for busy mornings.",
+    "Describe how the gears of a bicycle make pedalling easier.",
+    "Write a polite email that declines a meeting invitation.",
+]
+
+tasks = smolsynth.import_distilabel("distilabel.steps.tasks")
+self_instruct_task = tasks.SelfInstruct(llm=llm, num_instructions=5)
+self_instruct_task.load()
+print(self_instruct_task.format_input({"input": "Examples of queries this application receives:\n"
+                                                + "\n".join(SEEDS)})[0]["content"])
+
+# %% [markdown]
+# distilabel gives the prompt and splits the answer on newlines; the paper's loop and filters are smolsynth's
+# `self_instruct_bootstrap`. A new instruction is removed when:
+#
+# - it is **too similar** to a seed or to anything in the pool: ROUGE-L F above 0.7 (ROUGE-L measures the longest
+#   common word sequence; 0.7 means "mostly the same sentence"); reason `too_similar`, with the closest one in
+#   `most_similar`;
+# - it has **3 words or fewer**, or **more than 150** (`too_short`, `too_long`);
+# - it mentions something a text model cannot do: image, graph, picture, file, map, draw, plot, "go to"
+#   (`blocked_keyword`), or starts with "Write a program" (`write_a_program`);
+# - it starts with punctuation or a non-ASCII character (`starts_with_punctuation`, `starts_with_non_ascii`).
+#
+# Numbering and bullets ("1.", "- ") are stripped first: the model often numbers its list even when asked not to.
+
+# %%
+self_instruct_result = self_instruct_bootstrap(SEEDS, rounds=SELF_INSTRUCT_ROUNDS,
+                                               prompts_per_round=PROMPTS_PER_ROUND, model=model_id,
+                                               max_new_tokens=MAX_NEW_TOKENS, temperature=1.0)
+self_instruct_result
+
+# %% [markdown]
+# Every removed instruction is in `.dropped`, with its reason. Read some: that is how you learn whether a filter is
+# too strict or too lax for your data.
+
+# %%
+self_instruct_result.dropped.to_pandas().head(10)
+
+# %% [markdown]
+# Self-Instruct only writes instructions; the answers come next, from any model you trust, with
+# `generate_responses` (distilabel's `TextGeneration`).
+
+# %%
+self_instruct_answered = generate_responses(self_instruct_result.dataset, model=model_id,
+                                            max_new_tokens=MAX_NEW_TOKENS, temperature=RESPONSE_TEMPERATURE)
+self_instruct_answered.report
+
+# %% [markdown]
+# ## 4. Evol-Instruct: make instructions harder, then keep only real improvements
+#
+# **The idea** (Xu et al., 2023, the WizardLM paper). Simple instructions make a simple dataset. Ask the model to
+# *rewrite* each instruction: **in depth** (add a constraint, deepen the question, make it concrete, require more
+# reasoning steps, add input data to work on) or **in breadth** (a new, rarer instruction in the same domain).
+# Each rewrite should add only 10 to 20 words. Here is one of distilabel's mutation prompts:
+
+# %%
+print(evol_mutation_templates()["CONSTRAINTS"].replace("<PROMPT>", SEEDS[0]))
+
+# %% [markdown]
+# Many evolutions fail, and the paper **eliminates** them (each counted in the funnel below):
+#
+# - `copies_prompt_template`: the rewrite copies the prompt's own words ("#Rewritten Prompt#", "given prompt");
+# - `no_information_gain`: the rewrite asks the same thing as its parent. Identical text is caught by a rule; the
+#   subtler cases by the paper's judge question, "are these two instructions equal?", answered by the model with
+#   decoding constrained to exactly `Equal` or `Not Equal`;
+# - `sorry_short_response`: the answer contains "sorry" and is under 80 words: the instruction was too hard or
+#   impossible;
+# - `only_stop_words_response`: the answer is nothing but punctuation and words like "the", "is".
+#
+# A failed evolution goes back to the pool: its parent gets another try in the next round. The mutation for each
+# instruction is drawn with `seed`, so a run is reproducible.
+
+# %%
+evol_result = evol_instruct(SEEDS[:4], rounds=EVOL_ROUNDS, model=model_id, max_new_tokens=MAX_NEW_TOKENS,
+                            response_temperature=RESPONSE_TEMPERATURE)
+evol_result
+
+# %%
+evol_result.dataset.to_pandas()[["mutation", "parent", "instruction", "response"]].head() \
+    if len(evol_result.dataset) else evol_result.dropped.to_pandas()[["mutation", "parent", "reason"]]
+
+# %% [markdown]
+# ## 5. Look at your data
+#
+# Before training on a dataset, measure it. `dataset_stats` counts exact and near duplicates, lexical variety
+# (distinct-1 and distinct-2: the share of different words and word pairs) and lengths, and lists the most common
+# first words: if half your instructions start with "Write", your model will learn mostly to write.
+
+# %%
+for name, data in [("Magpie", magpie_result.dataset), ("Self-Instruct", self_instruct_result.dataset),
+                   ("Evol-Instruct", evol_result.dataset)]:
+    print(f"--- {name}")
+    print(dataset_stats(data, column="instruction") if len(data) else "no rows")
+
+# %%
+dataset_stats(magpie_result.dataset, column="instruction").plot(title="Magpie instructions")
+
+# %% [markdown]
+# ## 6. Exercises
+#
+# Replace every `____`, run the cell, then its check. The checks look at structure and counts, never at wording,
+# so they work with any model. `ex.q1.hint()` gives a hint, `ex.q1.solution()` a worked solution.
+#
+# Levels: 🐢 the default path · 🐕 your own seed data or a variant technique · 🦁 your own use case.
+
+# %%
+from smolsynth.exercises import ____, nb01 as ex
+
+# %% [markdown]
+# ### Exercise 1 🐢 Magpie instructions, ready for SFT
+#
+# Generate at least `N_EXERCISE` rows with `magpie` (instructions *and* responses) into `my_magpie`, then convert
+# them to an SFT dataset with `to_sft` into `my_sft`.
+
+# %% exercise="q1" tags=["starter"]
+my_magpie = ____  # magpie(...) with at least N_EXERCISE rows
+my_sft = ____  # to_sft(...) of my_magpie's dataset
+
+# %% exercise="q1" tags=["solution"]
+my_magpie = magpie(N_EXERCISE, model=model_id, system_prompt="You are a helpful gardening expert.",
+                   max_new_tokens=MAX_NEW_TOKENS, response_temperature=RESPONSE_TEMPERATURE)
+my_sft = to_sft(my_magpie.dataset)
+my_sft.dataset[0]["messages"] if len(my_sft.dataset) else my_sft.report
+
+# %% [markdown]
+# ### Exercise 2 🐕 Self-Instruct from your own seeds
+#
+# Write at least 6 seed instructions of your own in `my_seeds` (pick a domain you know), run
+# `self_instruct_bootstrap` on them into `my_self_instruct`, and put the rows its ROUGE-L filter removed in
+# `my_too_similar`. Read them: were they really repeats?
+
+# %% exercise="q2" tags=["starter"]
+my_seeds = ____  # at least 6 instructions of your own
+my_self_instruct = ____  # self_instruct_bootstrap(my_seeds, ...)
+my_too_similar = ____  # the dropped rows whose reason is "too_similar"
+
+# %% exercise="q2" tags=["solution"]
+my_seeds = [
+    "Suggest a vegetable that grows well on a shady balcony.",
+    "Explain when to water tomato plants in summer.",
+    "Give two natural ways to keep aphids off roses.",
+    "Describe how to start a compost bin in a small garden.",
+    "List three herbs that are easy to grow indoors.",
+    "Explain why some leaves turn yellow in autumn.",
+]
+my_self_instruct = self_instruct_bootstrap(my_seeds, rounds=SELF_INSTRUCT_ROUNDS, prompts_per_round=PROMPTS_PER_ROUND,
+                                           model=model_id, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0)
+my_too_similar = my_self_instruct.dropped.filter(lambda row: row["reason"] == "too_similar") \
+    if len(my_self_instruct.dropped) else []
+my_self_instruct
+
+# %% [markdown]
+# ### Exercise 3 🦁 Evolve your own seeds; keep the survivors with responses
+#
+# Take at least 3 instructions from your own use case (`my_evol_seeds`), evolve them with `evol_instruct` for
+# `EVOL_ROUNDS` rounds into `my_evolved`, and turn the survivors and their responses into an SFT dataset,
+# `my_evol_sft`. Which eliminations were the most common, and why?
+
+# %% exercise="q3" tags=["starter"]
+my_evol_seeds = ____  # at least 3 instructions of your own
+my_evolved = ____  # evol_instruct(my_evol_seeds, ...)
+my_evol_sft = ____  # to_sft(...) of the survivors
+
+# %% exercise="q3" tags=["solution"]
+my_evol_seeds = [
+    "Explain how to repot a cactus.",
+    "Suggest a weekly watering plan for houseplants.",
+    "Describe the difference between annual and perennial plants.",
+]
+my_evolved = evol_instruct(my_evol_seeds, rounds=EVOL_ROUNDS, model=model_id, max_new_tokens=MAX_NEW_TOKENS,
+                           response_temperature=RESPONSE_TEMPERATURE)
+my_evol_sft = to_sft(my_evolved.dataset)
+my_evolved
+
+# %% [markdown]
+# ## 7. The SFT dataset for notebook 03
+#
+# The last step puts the three sources together: Magpie's conversations, Self-Instruct's instructions with their
+# answers, Evol-Instruct's survivors with theirs. `to_sft` makes the format TRL's `SFTTrainer` reads as is: one
+# `messages` column of user/assistant turns (the system prompt, when there is one, first). Duplicates across the
+# sources are dropped first (they would be trained on twice).
+
+# %%
+from datasets import Dataset
+
+from smolsynth.course import data_path
+
+parts = [to_sft(magpie_result.dataset, system_column="system_prompt"), to_sft(self_instruct_answered.dataset),
+         to_sft(evol_result.dataset)]
+conversations = [row["messages"] for part in parts for row in part.dataset]
+seen, unique = set(), []
+for messages in conversations:
+    key = tuple((m["role"], m["content"]) for m in messages)
+    if key not in seen:
+        seen.add(key)
+        unique.append({"messages": messages})
+print(f"{len(conversations)} conversations from the three methods, {len(conversations) - len(unique)} "
+      f"duplicate(s) dropped, {len(unique)} kept.")
+sft_dataset = Dataset.from_list(unique)
+
+from trl.data_utils import is_conversational  # TRL's own format check
+
+assert sft_dataset.column_names == ["messages"] and all(is_conversational(row) for row in sft_dataset)
+sft_dataset.save_to_disk(str(data_path("sft")))
+print(f"Saved {len(sft_dataset)} SFT conversations to {data_path('sft')}; notebook 03 trains on them.")
+
+# %% [markdown]
+# **Optional: share it on the Hugging Face Hub.** Set `HUB_REPO` to a name like `"your-name/my-sft-data"` and log
+# in (`huggingface-cli login`, or `from huggingface_hub import login; login()`). Nothing is pushed otherwise, and
+# nothing else in the course needs it.
+
+# %%
+from huggingface_hub import get_token
+
+HUB_REPO = None  # e.g. "your-name/my-sft-data"
+if HUB_REPO and get_token():
+    sft_dataset.push_to_hub(HUB_REPO, private=True)
+    print(f"Pushed to https://huggingface.co/datasets/{HUB_REPO} (private).")
+else:
+    print("Not pushing to the Hub: set HUB_REPO and log in to share your dataset.")
+
+# %% [markdown]
+# ## What's next
+#
+# You built an instruction dataset three ways and saw each method's failure modes in numbers. With a real model,
+# compare the three funnels: which method kept the most rows, and which gave the most varied first words? 🦁 Try
+# your own domain end to end: system prompts for Magpie, your seeds for Self-Instruct, your hardest instructions
+# for Evol-Instruct. Notebook 02 builds *preference* data (good and bad answers to the same prompt); notebook 03
+# trains on the dataset you just saved.

@@ -1,0 +1,378 @@
+"""The course's hand-off between notebooks: load what an earlier notebook saved, or make a small substitute on the spot.
+
+The training notebooks need data (and notebook 04 an SFT checkpoint) made earlier in the course. A learner who opens
+a notebook on its own (on Colab, say) has none of it, so each helper here first looks in the well-known folder
+(:func:`smolsynth.course.data_path`) and otherwise makes a small version with the same package calls the earlier
+notebook teaches, and says which happened:
+
+* :func:`sft_data`: notebook 01's SFT dataset, else ``generate`` on :data:`SAMPLE_INSTRUCTIONS` + ``to_sft``;
+* :func:`preference_pairs`: notebook 02's pairs, else two answers per prompt (two system prompts and temperatures),
+  judged by distilabel's ``UltraFeedback`` with constrained decoding, then ``binarize_rows``;
+* :func:`sft_checkpoint`: notebook 03's SFT checkpoint of the same base model, else a quick SFT on the pairs'
+  prompts and chosen answers, saved where notebook 03 would have saved it.
+
+Nothing made on the spot is saved as if an earlier notebook had made it (except the quick SFT checkpoint, which *is*
+an SFT checkpoint of this base model). Every result carries a ``note`` (the sentence the notebook shows) and the
+reports of the steps that ran::
+
+    >>> data = sft_data(rows=4, model="smolsynth/tiny", max_new_tokens=8, progress=False)   # doctest: +SKIP
+    >>> print(data.note)                                                                    # doctest: +SKIP
+    No SFT dataset from notebook 01 at ~/.cache/smolsynth/course/sft: made 4 rows on the spot ...
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from smolsynth.course import data_path
+from smolsynth.report import Report
+
+if TYPE_CHECKING:  # pragma: no cover
+    from datasets import Dataset
+
+    from smolsynth.training import TrainingResult
+
+__all__ = ["SAMPLE_INSTRUCTIONS", "CourseData", "CourseModel", "make_preference_pairs", "make_sft_data",
+           "preference_pairs", "sft_checkpoint", "sft_data"]
+
+SAMPLE_INSTRUCTIONS: tuple[str, ...] = (
+    "Give three tips for writing a clear email.",
+    "Explain what a prime number is to a ten-year-old.",
+    "Suggest a name for a bakery that sells only croissants.",
+    "What is the difference between weather and climate?",
+    "Write a haiku about a rainy Monday morning.",
+    "How do I boil an egg so that the yolk stays soft?",
+    "Summarise the plot of Little Red Riding Hood in two sentences.",
+    "List four fruits that are rich in vitamin C.",
+    "Why do cats purr?",
+    "Translate 'good morning, how are you?' into French.",
+    "Give me a packing list for a weekend of camping.",
+    "Explain recursion with an everyday example.",
+    "What are the pros and cons of working from home?",
+    "Write a polite reply declining a meeting invitation.",
+    "How does a bicycle stay upright when it moves?",
+    "Suggest a vegetarian dinner I can cook in 20 minutes.",
+    "What is photosynthesis, in one paragraph?",
+    "Give a short motivational message for a student before an exam.",
+    "How can I make my passwords safer?",
+    "Describe the colour blue to someone who has never seen it.",
+    "What should I check before buying a used car?",
+    "Explain what a budget is and why it helps.",
+    "Write a two-line poem about coffee.",
+    "How do vaccines train the immune system?",
+)
+"""The built-in instructions the notebooks use when no earlier notebook left data: varied, short, harmless."""
+
+GENERATORS: dict[str, tuple[str, float]] = {
+    "concise": ("You are a helpful assistant. Answer briefly and precisely.", 0.7),
+    "detailed": ("You are a helpful assistant. Explain your answer step by step.", 1.0),
+}
+"""The two "models" that write candidate answers for pairs: one set of weights, two system prompts and temperatures
+(the course's recipe when only one model fits in memory)."""
+
+
+@dataclass
+class CourseData:
+    """A dataset for a course notebook and where it came from.
+
+    ``source`` is ``"saved"`` (loaded from ``path``, written by an earlier notebook) or ``"made"`` (made on the spot;
+    ``path`` is where the saved one was looked for). ``note`` is the sentence to show the learner; ``reports`` the
+    reports of the steps that made it (empty when loaded).
+    """
+
+    dataset: Dataset
+    source: Literal["saved", "made"]
+    path: Path
+    note: str
+    reports: list[Report] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __str__(self) -> str:
+        table = f"\n{Report.combine(self.reports)}" if self.reports else ""
+        return self.note + table
+
+    def _repr_html_(self) -> str:
+        table = Report.combine(self.reports)._repr_html_() if self.reports else ""
+        return f"<p>{html.escape(self.note)}</p>{table}"
+
+
+@dataclass
+class CourseModel:
+    """A checkpoint for a course notebook: ``path`` (a plain transformers folder), ``source`` (``"saved"``: found
+    there; ``"trained"``: trained on the spot, ``result`` holds the run), and the ``note`` to show."""
+
+    path: str
+    source: Literal["saved", "trained"]
+    note: str
+    base_model: str
+    result: TrainingResult | None = None
+
+    def __str__(self) -> str:
+        return self.note
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.note)}</p>"
+
+
+def _instructions(instructions: Any, rows: int | None) -> list[str]:
+    chosen = list(SAMPLE_INSTRUCTIONS if instructions is None else instructions)
+    if not chosen or not all(isinstance(i, str) and i.strip() for i in chosen):
+        raise ValueError("instructions must be a non-empty list of non-empty strings, e.g. "
+                         "['Explain recursion.', 'Name a fruit.'] (or None for SAMPLE_INSTRUCTIONS).")
+    if rows is not None:
+        if rows < 1:
+            raise ValueError(f"rows={rows}: ask for at least 1 row.")
+        chosen = chosen[:rows]
+    return chosen
+
+
+def _load_saved(path: Path, validate: Any) -> tuple[Any, str | None]:
+    """(dataset, None) when ``path`` holds a usable saved dataset; (None, why not) otherwise."""
+    if not path.exists():
+        return None, "nothing saved there yet"
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        saved = load_from_disk(str(path))
+    except Exception as err:  # a half-written or foreign folder
+        return None, f"it could not be read ({type(err).__name__}: {err})"
+    if isinstance(saved, DatasetDict):
+        if "train" not in saved:
+            return None, f"it is a DatasetDict without a 'train' split (splits: {list(saved)})"
+        saved = saved["train"]
+    try:
+        validate(saved)
+    except ValueError as err:
+        return None, f"it is not in the expected format ({err})"
+    return saved, None
+
+
+# ----------------------------------------------------------------------------------------------------------- SFT
+def make_sft_data(instructions: Any = None, *, rows: int | None = None, model: str | None = None,
+                  max_new_tokens: int = 128, seed: int = 0, progress: bool = True) -> CourseData:
+    """Make a small SFT dataset: ``generate`` an answer to each instruction, then ``to_sft`` (a ``messages`` column).
+
+    ``instructions`` defaults to :data:`SAMPLE_INSTRUCTIONS`; ``rows`` keeps the first ``rows`` of them. Rows whose
+    answer failed are dropped and counted in the reports.
+
+    >>> make_sft_data(rows=2, model="smolsynth/tiny", max_new_tokens=8, progress=False).dataset.column_names
+    ['messages']
+    """
+    from smolsynth.generation import generate
+    from smolsynth.instructions import to_sft
+    from smolsynth.models import resolve_model
+
+    chosen = _instructions(instructions, rows)
+    model_id = resolve_model(model)
+    answers = generate(chosen, model=model_id, max_new_tokens=max_new_tokens, seed=seed, progress=progress,
+                       desc="answers")
+    converted = to_sft(answers.dataset)
+    return CourseData(dataset=converted.dataset, source="made", path=data_path("sft"),
+                      note=f"Made {len(converted.dataset)} SFT rows on the spot: {model_id} answered "
+                           f"{len(chosen)} instructions.",
+                      reports=[answers.report, converted.report])
+
+
+def sft_data(*, rows: int | None = None, min_rows: int = 4, instructions: Any = None, model: str | None = None,
+             max_new_tokens: int = 128, path: str | Path | None = None, seed: int = 0,
+             progress: bool = True) -> CourseData:
+    """Notebook 01's SFT dataset if it is saved (at most ``rows`` rows of it), else a small one made on the spot.
+
+    The saved dataset (``path``, default ``data_path("sft")``) is used when it reads back, has a ``messages`` (or
+    ``prompt``/``completion``) column in the format TRL takes, and at least ``min_rows`` rows; otherwise
+    :func:`make_sft_data` makes ``rows`` rows from ``instructions``. The ``note`` says which happened and why.
+
+    >>> data = sft_data(rows=3, model="smolsynth/tiny", max_new_tokens=8, path="/nonexistent", progress=False)
+    >>> data.source, len(data) <= 3
+    ('made', True)
+    """
+    from smolsynth.training import validate_sft_dataset
+
+    where = Path(path) if path is not None else data_path("sft")
+    saved, why_not = _load_saved(where, validate_sft_dataset)
+    if saved is not None and len(saved) < min_rows:
+        saved, why_not = None, f"it has {len(saved)} rows, fewer than the {min_rows} this notebook needs"
+    if saved is not None:
+        n = len(saved) if rows is None else min(rows, len(saved))
+        used = saved.select(range(n)) if n < len(saved) else saved
+        of = f"{n} of its {len(saved)} rows" if n < len(saved) else f"all {n} rows"
+        return CourseData(dataset=used, source="saved", path=where,
+                          note=f"Loaded the SFT dataset notebook 01 saved at {where}: {of}.")
+    made = make_sft_data(instructions, rows=rows, model=model, max_new_tokens=max_new_tokens, seed=seed,
+                         progress=progress)
+    made.path = where
+    made.note = f"No usable SFT dataset from notebook 01 at {where} ({why_not}). " + made.note
+    return made
+
+
+# ----------------------------------------------------------------------------------------------------------- DPO
+def make_preference_pairs(instructions: Any = None, *, rows: int | None = None, model: str | None = None,
+                          max_new_tokens: int = 128, rationale_chars: int = 200,
+                          rule: str = "best-vs-random", seed: int = 0, progress: bool = True) -> CourseData:
+    """Make preference pairs the way notebook 02 does, in miniature.
+
+    Two answers per instruction (the :data:`GENERATORS`: two system prompts and temperatures), rated 1-5 by
+    distilabel's ``UltraFeedback`` (overall rating) on the same model, with decoding constrained by
+    :func:`~smolsynth.llm.ultrafeedback_regex` so every judgment parses (rationales of at most ``rationale_chars``
+    characters; the judge's token budget is sized so it can always finish), then
+    :func:`~smolsynth.preferences.binarize_rows` with ``rule``. Ties and failures are dropped and counted in
+    ``reports``.
+
+    Returns a :class:`CourseData` whose dataset has ``prompt``/``chosen``/``rejected`` message lists plus the
+    ratings and generator names.
+    """
+    from smolsynth.generation import generate
+    from smolsynth.llm import LocalLLM, ultrafeedback_regex
+    from smolsynth.models import resolve_model
+    from smolsynth.preferences import binarize_rows
+    from smolsynth.runner import _to_dataset, run
+    from smolsynth.verbosity import import_distilabel
+
+    chosen = _instructions(instructions, rows)
+    model_id = resolve_model(model)
+    reports: list[Report] = []
+    answers: dict[str, dict[str, str]] = {}
+    for name, (system_prompt, temperature) in GENERATORS.items():
+        result = generate(chosen, model=model_id, system_prompt=system_prompt, temperature=temperature,
+                          max_new_tokens=max_new_tokens, seed=seed, progress=progress, desc=f"answers ({name})")
+        reports.append(result.report)
+        answers[name] = dict(zip(result.dataset["instruction"], result.dataset["generation"]))
+    candidates = [{"instruction": text, "generations": [answers[n][text] for n in GENERATORS],
+                   "models": [f"{model_id} ({n})" for n in GENERATORS]}
+                  for text in chosen if all(text in answers[n] for n in GENERATORS)]
+    tasks = import_distilabel("distilabel.steps.tasks")
+    n = len(GENERATORS)
+    judge_tokens = n * (48 + rationale_chars) + 16  # every character can be a token: room to finish the format
+    judge = tasks.UltraFeedback(aspect="overall-rating", llm=LocalLLM(
+        model_id, seed=seed,
+        structured_output={"format": "regex",
+                           "schema": ultrafeedback_regex(n, max_rationale_chars=rationale_chars)},
+        generation_kwargs={"max_new_tokens": judge_tokens, "temperature": 0.7}))
+    judged = run(judge, candidates, desc="judge", progress=progress)
+    reports.append(judged.report)
+    started = time.perf_counter()
+    pairs, dropped = binarize_rows(judged.dataset, rule=rule, seed=seed)  # type: ignore[arg-type]
+    reasons: dict[str, int] = {}
+    for row in dropped:
+        reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
+    reports.append(Report(f"pairs ({rule})", rows_in=len(judged.dataset), rows_out=len(pairs), dropped=reasons,
+                          seconds=time.perf_counter() - started))
+    return CourseData(dataset=_to_dataset(pairs), source="made", path=data_path("dpo"),
+                      note=f"Made {len(pairs)} preference pairs on the spot from {len(chosen)} instructions: two "
+                           f"answers each from {model_id}, judged by UltraFeedback on the same model, binarized "
+                           f"with the {rule} rule.",
+                      reports=reports)
+
+
+def preference_pairs(*, rows: int | None = None, min_rows: int = 2, instructions: Any = None,
+                     model: str | None = None, max_new_tokens: int = 128, rationale_chars: int = 200,
+                     rule: str = "best-vs-random", path: str | Path | None = None, seed: int = 0,
+                     progress: bool = True) -> CourseData:
+    """Notebook 02's preference pairs if saved (at most ``rows`` of them), else pairs made on the spot.
+
+    The saved pairs (``path``, default ``data_path("dpo")``) are used when they read back in the format DPO takes
+    (``prompt``/``chosen``/``rejected``) and at least ``min_rows`` of them differ in chosen and rejected; otherwise
+    :func:`make_preference_pairs` makes them from ``rows`` instructions. Raises ValueError when fewer than
+    ``min_rows`` pairs survive the judge (ask for more ``rows``).
+    """
+    from smolsynth.training import validate_dpo_dataset
+
+    where = Path(path) if path is not None else data_path("dpo")
+    saved, why_not = _load_saved(where, validate_dpo_dataset)
+    if saved is not None:
+        usable = len(validate_dpo_dataset(saved)[0])
+        if usable < min_rows:
+            saved, why_not = None, f"{usable} usable pairs, fewer than the {min_rows} this notebook needs"
+    if saved is not None:
+        n = len(saved) if rows is None else min(rows, len(saved))
+        used = saved.select(range(n)) if n < len(saved) else saved
+        of = f"{n} of its {len(saved)} pairs" if n < len(saved) else f"all {n} pairs"
+        return CourseData(dataset=used, source="saved", path=where,
+                          note=f"Loaded the preference pairs notebook 02 saved at {where}: {of}.")
+    made = make_preference_pairs(instructions, rows=rows, model=model, max_new_tokens=max_new_tokens,
+                                 rationale_chars=rationale_chars, rule=rule, seed=seed, progress=progress)
+    if len(made.dataset) < min_rows:
+        raise ValueError(f"Only {len(made.dataset)} preference pair(s) survived the judge (ties are dropped; see "
+                         f"the reports below), fewer than min_rows={min_rows}: ask for more rows, e.g. "
+                         f"rows={2 * (rows or len(SAMPLE_INSTRUCTIONS))}.\n{Report.combine(made.reports)}")
+    made.path = where
+    made.note = f"No usable preference pairs from notebook 02 at {where} ({why_not}). " + made.note
+    return made
+
+
+# ----------------------------------------------------------------------------------------------- SFT checkpoint
+def _saved_sft(path: Path) -> tuple[dict[str, Any] | None, str]:
+    info = path / "smolsynth_training.json"
+    if not (path / "config.json").exists() or not info.exists():
+        return None, "nothing saved there yet"
+    try:
+        saved = json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return None, f"its smolsynth_training.json could not be read ({err})"
+    if saved.get("kind") != "sft":
+        return None, f"it holds a {saved.get('kind')!r} run, not an SFT one"
+    return saved, ""
+
+
+def _chosen_as_messages(pairs: Any) -> Any:
+    """Pairs -> an SFT dataset: each prompt followed by its chosen answer (SFT on the preferred answers)."""
+    from datasets import Dataset
+
+    from smolsynth.training import validate_dpo_dataset
+
+    data, _ = validate_dpo_dataset(pairs)
+    if isinstance(data[0]["prompt"], str):
+        rows = [{"messages": [{"role": "user", "content": r["prompt"]},
+                              {"role": "assistant", "content": r["chosen"]}]} for r in data]
+    else:
+        rows = [{"messages": list(r["prompt"]) + list(r["chosen"])} for r in data]
+    return Dataset.from_list(rows)
+
+
+def sft_checkpoint(data: Any = None, *, model: str | None = None, path: str | Path | None = None,
+                   max_steps: int | None = None, seed: int = 0, **sft_kwargs: Any) -> CourseModel:
+    """Notebook 03's SFT checkpoint of base model ``model`` if saved, else a quick SFT on ``data``, saved there.
+
+    ``path`` defaults to ``data_path("sft-model")``. A checkpoint found there is used only if it is a finished
+    smolsynth SFT run (``smolsynth_training.json``) of the same base model (``model``, resolved as everywhere:
+    ``$SMOLSYNTH_MODEL`` or the hardware default). Otherwise ``data`` is trained on with
+    :func:`smolsynth.training.sft` for ``max_steps`` steps: an SFT dataset (``messages``), or preference pairs, whose
+    prompts and *chosen* answers become the conversations (SFT on the preferred answers, the usual warm-up before
+    DPO). ``sft_kwargs`` go to :func:`~smolsynth.training.sft`.
+
+    DPO then starts from ``result.path`` (a path, so its reference model is this same checkpoint).
+    """
+    from smolsynth.models import resolve_model
+
+    where = Path(path) if path is not None else data_path("sft-model")
+    base = resolve_model(model)
+    saved, why_not = _saved_sft(where)
+    if saved is not None:
+        trained_from = str(saved.get("metrics", {}).get("model"))
+        if trained_from == base:
+            steps = saved.get("metrics", {}).get("train_steps")
+            return CourseModel(path=str(where), source="saved", base_model=base,
+                               note=f"Using the SFT checkpoint notebook 03 saved at {where} ({base} after "
+                                    f"{steps} SFT steps).")
+        why_not = f"it was trained from {trained_from}, not from {base}"
+    if data is None:
+        raise ValueError(f"No usable SFT checkpoint at {where} ({why_not}), and no data= to train one: pass an "
+                         "SFT dataset (a 'messages' column) or preference pairs.")
+    from smolsynth.training import sft
+
+    chats = data
+    columns = getattr(data, "column_names", None) or (list(data[0]) if isinstance(data, list) and data else [])
+    if "chosen" in columns:
+        chats = _chosen_as_messages(data)
+    result = sft(chats, model=base, output_dir=str(where), max_steps=max_steps, seed=seed, **sft_kwargs)
+    what = "prompts and chosen answers of the pairs" if chats is not data else "the SFT data"
+    return CourseModel(path=str(where), source="trained", base_model=base, result=result,
+                       note=f"No usable SFT checkpoint from notebook 03 at {where} ({why_not}): trained a quick SFT "
+                            f"of {base} on the {what} ({result.metrics['train_steps']} steps) and saved it there.")

@@ -1,0 +1,155 @@
+"""Notebook 01's exercises with a correct, an incorrect and a not-attempted answer, on real results of the tiny model
+(real distilabel tasks through the runner). Incorrect feedback never contains the answer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from smolsynth.exercises import ____, exercises_of, nb01
+from smolsynth.exercises.solution_code import SOLUTIONS
+
+NOTEBOOK = "01_instructions"
+SEEDS = [
+    "Suggest a vegetable that grows well on a shady balcony.",
+    "Explain when to water tomato plants in summer.",
+    "Give two natural ways to keep aphids off roses.",
+    "Describe how to start a compost bin in a small garden.",
+    "List three herbs that are easy to grow indoors.",
+    "Explain why some leaves turn yellow in autumn.",
+]
+EVOL_SEEDS = ["Explain how to repot a cactus.", "Suggest a weekly watering plan for houseplants.",
+              "Describe the difference between annual and perennial plants."]
+FAST = {"max_new_tokens": 16, "progress": False, "cache": False}
+
+
+@pytest.fixture(scope="module")
+def made(tiny_path) -> dict[str, Any]:
+    """What a learner's cells would hold, made once."""
+    from smolsynth.instructions import evol_instruct, filter_instructions, magpie, self_instruct_bootstrap, to_sft
+
+    mag = magpie(3, response_temperature=0.7, **FAST)
+    si = self_instruct_bootstrap(SEEDS, rounds=1, prompts_per_round=2, temperature=1.0, **FAST)
+    evo = evol_instruct(EVOL_SEEDS, rounds=1, response_temperature=0.7, **FAST)
+    # a filter result with known too_similar rows, to check the learner's selection of them
+    similar = filter_instructions(["Explain when to water tomato plants in summer, please."], references=SEEDS)
+    si_with_similar = dataclasses.replace(si, dropped=similar.dropped,
+                                          report=dataclasses.replace(si.report, rows_in=si.report.rows_out + 1,
+                                                                     dropped={"too_similar": 1}))
+    return {
+        "magpie": mag, "sft": to_sft(mag.dataset),
+        "instructions_only": magpie(3, only_instruction=True, **FAST),
+        "si": si, "si_similar": si_with_similar,
+        "too_similar": similar.dropped,
+        "evo": evo, "evo_sft": to_sft(evo.dataset),
+        "to_sft": to_sft,
+    }
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "01_instructions.q1": {
+        "exercise": nb01.q1,
+        "correct": lambda m: {"my_magpie": m["magpie"], "my_sft": m["sft"]},
+        "incorrect": {
+            "a dataset, not a result": (lambda m: {"my_magpie": m["magpie"].dataset, "my_sft": m["sft"]},
+                                        "magpie(...)"),
+            "not magpie": (lambda m: {"my_magpie": m["si"], "my_sft": m["sft"]}, "not made by `magpie"),
+            "no responses": (lambda m: {"my_magpie": m["instructions_only"],
+                                        "my_sft": m["to_sft"](m["instructions_only"].dataset,
+                                                              response_column="instruction")}, "response"),
+            "prompt/completion": (lambda m: {"my_magpie": m["magpie"], "my_sft": m["to_sft"](
+                m["magpie"].dataset, format="prompt_completion")}, "only a"),
+            "rows missing": (lambda m: {"my_magpie": m["magpie"],
+                                        "my_sft": m["sft"].dataset.select(range(len(m["sft"].dataset) - 1))},
+                             "every row once"),
+            "other data": (lambda m: {"my_magpie": m["magpie"], "my_sft": m["evo_sft"]}, "not in `my_magpie`"),
+        },
+        "not_attempted": [lambda m: {"my_magpie": ____, "my_sft": ____},
+                          lambda m: {"my_magpie": m["magpie"], "my_sft": ____}],
+    },
+    "01_instructions.q2": {
+        "exercise": nb01.q2,
+        "correct": lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si"],
+                              "my_too_similar": m["si"].dropped.filter(lambda r: r["reason"] == "too_similar")
+                              if len(m["si"].dropped) else []},
+        "incorrect": {
+            "too few seeds": (lambda m: {"my_seeds": SEEDS[:3], "my_self_instruct": m["si"], "my_too_similar": []},
+                              "at least 6"),
+            "repeated seed": (lambda m: {"my_seeds": SEEDS[:5] + [SEEDS[0].upper()], "my_self_instruct": m["si"],
+                                         "my_too_similar": []}, "the same"),
+            "other seeds": (lambda m: {"my_seeds": list(reversed(SEEDS)), "my_self_instruct": m["si"],
+                                       "my_too_similar": []}, "not made from `my_seeds`"),
+            "not a result": (lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si"].dataset,
+                                        "my_too_similar": []}, "self_instruct_bootstrap(...)"),
+            "missed the removed rows": (lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si_similar"],
+                                                   "my_too_similar": []}, "removed as too similar"),
+        },
+        "not_attempted": [lambda m: {"my_seeds": ____, "my_self_instruct": ____, "my_too_similar": ____},
+                          lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si"], "my_too_similar": ____}],
+    },
+    "01_instructions.q3": {
+        "exercise": nb01.q3,
+        "correct": lambda m: {"my_evol_seeds": EVOL_SEEDS, "my_evolved": m["evo"], "my_evol_sft": m["evo_sft"]},
+        "incorrect": {
+            "too few seeds": (lambda m: {"my_evol_seeds": EVOL_SEEDS[:2], "my_evolved": m["evo"],
+                                         "my_evol_sft": m["evo_sft"]}, "at least 3"),
+            "other seeds": (lambda m: {"my_evol_seeds": SEEDS[:3], "my_evolved": m["evo"],
+                                       "my_evol_sft": m["evo_sft"]}, "not made from `my_evol_seeds`"),
+            "sft of other data": (lambda m: {"my_evol_seeds": EVOL_SEEDS, "my_evolved": m["evo"],
+                                             "my_evol_sft": m["sft"].dataset.select([])
+                                             if len(m["evo"].dataset) else m["sft"]}, "survived"),
+            "numbers changed": (lambda m: {"my_evol_seeds": EVOL_SEEDS, "my_evolved": dataclasses.replace(
+                m["evo"], report=dataclasses.replace(m["evo"].report, rows_in=m["evo"].report.rows_in + 5)),
+                "my_evol_sft": m["evo_sft"]}, "do not add up"),
+        },
+        "not_attempted": [lambda m: {"my_evol_seeds": ____, "my_evolved": ____, "my_evol_sft": ____},
+                          lambda m: {"my_evol_seeds": EVOL_SEEDS, "my_evolved": m["evo"], "my_evol_sft": ____}],
+    },
+}
+
+
+def test_every_exercise_has_test_cases() -> None:
+    assert {f"{e.notebook}.{e.name}" for e in exercises_of(NOTEBOOK)} == set(CASES)
+    for case in CASES.values():
+        assert case["incorrect"] and case["not_attempted"]
+
+
+def _ids(kind: str) -> list[tuple[str, Any]]:
+    if kind == "incorrect":
+        return [(key, name) for key, case in CASES.items() for name in case["incorrect"]]
+    return [(key, i) for key, case in CASES.items() for i in range(len(case["not_attempted"]))]
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_correct_answer_passes(key: str, made: dict[str, Any]) -> None:
+    case = CASES[key]
+    feedback = case["exercise"].evaluate(**case["correct"](made))
+    assert feedback.status == "correct", feedback
+
+
+@pytest.mark.parametrize(("key", "name"), _ids("incorrect"), ids=lambda v: str(v))
+def test_incorrect_answer_is_explained_without_the_answer(key: str, name: str, made: dict[str, Any]) -> None:
+    case = CASES[key]
+    answers, reason = case["incorrect"][name]
+    feedback = case["exercise"].evaluate(**answers(made))
+    assert feedback.status == "incorrect", feedback
+    assert reason in feedback.message, feedback.message
+    solution = SOLUTIONS[case["exercise"].notebook][case["exercise"].name]
+    for line in solution.splitlines():
+        if len(line.strip()) > 20:
+            assert line.strip() not in feedback.message, "Incorrect feedback must not give the solution away"
+
+
+@pytest.mark.parametrize(("key", "index"), _ids("not_attempted"), ids=lambda v: str(v))
+def test_not_attempted_answer(key: str, index: int, made: dict[str, Any]) -> None:
+    case = CASES[key]
+    feedback = case["exercise"].evaluate(**case["not_attempted"][index](made))
+    assert feedback.status == "not_attempted", feedback
+
+
+def test_q2_accepts_the_removed_rows_as_a_dataset_or_a_list(made: dict[str, Any]) -> None:
+    for removed in (made["too_similar"], made["too_similar"].to_list(), made["too_similar"].to_pandas()):
+        feedback = nb01.q2.evaluate(my_seeds=SEEDS, my_self_instruct=made["si_similar"], my_too_similar=removed)
+        assert feedback.status == "correct" and "removed 1" in feedback.message, feedback

@@ -1,0 +1,134 @@
+"""Every exercise of notebook 02 with a correct, several incorrect and a not-attempted answer, on real results of the
+tiny model (the shared ``preference_pipeline`` run: real generation, real distilabel tasks, the constrained judge).
+Incorrect feedback never contains the answer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from smolsynth.exercises import ____, exercises_of, nb02
+from smolsynth.exercises.solution_code import SOLUTIONS
+
+
+@pytest.fixture(scope="module")
+def made(preference_pipeline) -> dict[str, Any]:
+    """What a learner's cells would hold, made once from the shared run."""
+    from smolsynth.preferences import binarize, evolve_quality, judge, position_bias, ratings_table
+
+    p = preference_pipeline
+    common = {"progress": False, "cache_dir": p["cache_dir"]}
+    evolved = evolve_quality(p["pooled"].dataset.select(range(4)), ["creativity"], max_new_tokens=8, **common)
+    evolved_judged = judge(evolved.dataset, max_rationale_chars=16, **common)
+    means = ratings_table(evolved_judged.dataset).groupby("source")["rating"].mean().to_dict()
+    bias = position_bias(p["judged"].dataset, sample=3, max_rationale_chars=16, **common)
+    pairs = p["pairs"]
+    same = pairs.dataset.map(lambda row, i: {"rejected": row["chosen"]} if i == 0 else {}, with_indices=True)
+    bad_ratings = p["judged"].dataset.map(lambda row, i: {"ratings": row["ratings"][:-1]} if i == 0 else {},
+                                          with_indices=True)
+    return {**p, "evolved_mine": evolved, "evolved_judged": evolved_judged, "means": means, "bias": bias,
+            "worst": binarize(p["judged"].dataset, "best-vs-worst"),
+            "part": binarize(p["judged"].dataset.select(range(10))),
+            "same": dataclasses.replace(pairs, dataset=same),
+            "bad_ratings": dataclasses.replace(p["judged"], dataset=bad_ratings)}
+
+
+def _q1(m, **kw):
+    return {"my_judged": m["judged"], "my_pairs": m["pairs"], **kw}
+
+
+def _q2(m, **kw):
+    return {"my_evolved": m["evolved_mine"], "my_evolved_judged": m["evolved_judged"], "my_mean_by_source": m["means"],
+            **kw}
+
+
+def _q3(m, **kw):
+    return {"my_bias": m["bias"], "my_rule": "best-vs-random-lower", "my_final_pairs": m["pairs"], **kw}
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "02_preferences.q1": {
+        "exercise": nb02.q1,
+        "correct": _q1,
+        "incorrect": {
+            "not a result": (lambda m: _q1(m, my_judged=["x"]), "judge(...)"),
+            "pooled, not judged": (lambda m: _q1(m, my_judged=m["pooled"]), "ratings"),
+            "a rating missing": (lambda m: _q1(m, my_judged=m["bad_ratings"]), "one rating per candidate"),
+            "another rule": (lambda m: _q1(m, my_pairs=m["worst"]), "default"),
+            "a bare dataset": (lambda m: _q1(m, my_pairs=m["pairs"].dataset), "not a bare dataset"),
+            "chosen == rejected": (lambda m: _q1(m, my_pairs=m["same"]), "same text"),
+            "pairs of other rows": (lambda m: _q1(m, my_judged=m["judged"].dataset.select(range(5))),
+                                    "not instructions of"),
+            "only part binarized": (lambda m: _q1(m, my_pairs=m["part"]), "binarize all of"),
+        },
+        "not_attempted": [lambda m: {"my_judged": ____, "my_pairs": ____},
+                          lambda m: _q1(m, my_pairs=____)],
+    },
+    "02_preferences.q2": {
+        "exercise": nb02.q2,
+        "correct": _q2,
+        "incorrect": {
+            "not evolved": (lambda m: _q2(m, my_evolved=m["pooled"]), "EvolQuality candidate"),
+            "judged other rows": (lambda m: _q2(m, my_evolved_judged=m["judged"]), "not a judgment of"),
+            "not a dict": (lambda m: _q2(m, my_mean_by_source=[3.0, 2.0]), "dict"),
+            "a source missing": (lambda m: _q2(m, my_mean_by_source={"pool": m["means"]["pool"]}), "one key per"),
+            "wrong mean": (lambda m: _q2(m, my_mean_by_source={k: v + 1 for k, v in m["means"].items()}),
+                           "is not the mean"),
+        },
+        "not_attempted": [lambda m: {"my_evolved": ____, "my_evolved_judged": ____, "my_mean_by_source": ____},
+                          lambda m: _q2(m, my_mean_by_source=____)],
+    },
+    "02_preferences.q3": {
+        "exercise": nb02.q3,
+        "correct": _q3,
+        "incorrect": {
+            "unknown rule": (lambda m: _q3(m, my_rule="best"), "one of the three rules"),
+            "not a bias check": (lambda m: _q3(m, my_bias=0.3), "position_bias(...)"),
+            "too small a sample": (lambda m: _q3(m, my_bias=dataclasses.replace(
+                m["bias"], report=dataclasses.replace(m["bias"].report, rows_in=2))), "at least 3"),
+            "pairs with another rule": (lambda m: _q3(m, my_rule="best-vs-worst"), "not with your choice"),
+            "a bare dataset": (lambda m: _q3(m, my_final_pairs=m["pairs"].dataset), "not a bare dataset"),
+        },
+        "not_attempted": [lambda m: {"my_bias": ____, "my_rule": ____, "my_final_pairs": ____},
+                          lambda m: _q3(m, my_rule=____)],
+    },
+}
+
+
+def test_every_exercise_has_test_cases() -> None:
+    assert {f"{e.notebook}.{e.name}" for e in exercises_of("02_preferences")} == set(CASES)
+    for case in CASES.values():
+        assert case["incorrect"] and case["not_attempted"]
+
+
+def _ids(kind: str) -> list[tuple[str, Any]]:
+    if kind == "incorrect":
+        return [(key, name) for key, case in CASES.items() for name in case["incorrect"]]
+    return [(key, i) for key, case in CASES.items() for i in range(len(case["not_attempted"]))]
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_correct_answer_passes(key: str, made: dict[str, Any]) -> None:
+    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["correct"](made))
+    assert feedback.status == "correct", feedback
+
+
+@pytest.mark.parametrize(("key", "name"), _ids("incorrect"), ids=lambda v: str(v))
+def test_incorrect_answer_is_explained_without_the_answer(key: str, name: str, made: dict[str, Any]) -> None:
+    case = CASES[key]
+    answers, reason = case["incorrect"][name]
+    feedback = case["exercise"].evaluate(**answers(made))
+    assert feedback.status == "incorrect", feedback
+    assert reason in feedback.message, feedback.message
+    solution = SOLUTIONS[case["exercise"].notebook][case["exercise"].name]
+    for line in solution.splitlines():
+        if len(line.strip()) > 20:
+            assert line.strip() not in feedback.message, "Incorrect feedback must not give the solution away"
+
+
+@pytest.mark.parametrize(("key", "index"), _ids("not_attempted"), ids=lambda v: str(v))
+def test_not_attempted_answer(key: str, index: int, made: dict[str, Any]) -> None:
+    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["not_attempted"][index](made))
+    assert feedback.status == "not_attempted", feedback

@@ -1,0 +1,156 @@
+"""Notebook 03's exercises with a correct, an incorrect and a not-attempted answer, on real training runs of the tiny
+model (real TRL trainers, real checkpoints that load and generate). Incorrect feedback never contains the answer."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Any
+
+import pytest
+
+from conftest import make_chats
+from smolsynth.exercises import ____, exercises_of, nb03
+from smolsynth.exercises.solution_code import SOLUTIONS
+
+NOTEBOOK = "03_sft"
+
+
+@pytest.fixture(scope="module")
+def runs(trained_sft, tmp_path_factory) -> dict[str, Any]:
+    """What a learner's cells would hold: the shared SFT run, a LoRA run, and LoRA/full counts made the way the
+    solution makes them (a real model, peft's get_peft_model)."""
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+
+    from smolsynth.handoff import SAMPLE_INSTRUCTIONS
+    from smolsynth.models import load_model
+    from smolsynth.training import sft
+
+    lora = sft(make_chats(8), model="smolsynth/tiny", output_dir=str(tmp_path_factory.mktemp("lora")), max_steps=2,
+               lora=True)
+    model, _ = load_model("smolsynth/tiny")
+    full = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    p = lora.profile
+    peft_model = get_peft_model(model, LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha,
+                                                  target_modules=p.lora_target_modules, task_type="CAUSAL_LM"))
+    sample = Dataset.from_list([{"messages": [{"role": "user", "content": text},
+                                              {"role": "assistant", "content": "Sure."}]}
+                                for text in SAMPLE_INSTRUCTIONS[:6]])
+    return {"sft": trained_sft, "lora": lora, "full": full,
+            "lora_count": sum(q.numel() for q in peft_model.parameters() if q.requires_grad),
+            "chats": make_chats(16), "sample": sample, "empty_dir": str(tmp_path_factory.mktemp("empty"))}
+
+
+def _with(result: Any, **changes: Any) -> Any:
+    return dataclasses.replace(result, **changes)
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "03_sft.q1": {
+        "exercise": nb03.q1,
+        "correct": lambda r: {"my_sft_result": r["sft"]},
+        "incorrect": {
+            "a path, not a result": (lambda r: {"my_sft_result": r["sft"].output_dir}, "TrainingResult"),
+            "LoRA on": (lambda r: {"my_sft_result": r["lora"]}, "leave `lora=` out"),
+            "precision overridden": (lambda r: {"my_sft_result": _with(r["sft"], config=types.SimpleNamespace(
+                bf16=True, fp16=False, use_cpu=False))}, "default profile"),
+            "no losses logged": (lambda r: {"my_sft_result": _with(r["sft"], log_history=[])}, "no training loss"),
+            "checkpoint gone": (lambda r: {"my_sft_result": _with(r["sft"], output_dir=r["empty_dir"])},
+                                "no saved model"),
+        },
+        "not_attempted": [lambda r: {"my_sft_result": ____}],
+    },
+    "03_sft.q2": {
+        "exercise": nb03.q2,
+        "correct": lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"],
+                              "my_lora_result": r["lora"]},
+        "incorrect": {
+            "full count off": (lambda r: {"full_trainable": r["full"] - 1, "lora_trainable": r["lora_count"],
+                                          "my_lora_result": r["lora"]}, "full fine-tuning trains every one"),
+            "LoRA not smaller": (lambda r: {"full_trainable": r["full"], "lora_trainable": r["full"],
+                                            "my_lora_result": r["lora"]}, "not smaller"),
+            "LoRA count off": (lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"] // 2,
+                                          "my_lora_result": r["lora"]}, "is not what LoRA"),
+            "trained without LoRA": (lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"],
+                                                "my_lora_result": r["sft"]}, "without LoRA"),
+            "a float": (lambda r: {"full_trainable": float(r["full"]), "lora_trainable": r["lora_count"],
+                                   "my_lora_result": r["lora"]}, "whole number"),
+            "zero": (lambda r: {"full_trainable": r["full"], "lora_trainable": 0, "my_lora_result": r["lora"]},
+                     "some trainable parameters"),
+        },
+        "not_attempted": [lambda r: {"full_trainable": ____, "lora_trainable": ____, "my_lora_result": ____},
+                          lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"],
+                                     "my_lora_result": ____}],
+    },
+    "03_sft.q3": {
+        "exercise": nb03.q3,
+        "correct": lambda r: {"my_sft_data": r["chats"], "my_own_result": r["sft"]},
+        "incorrect": {
+            "not a dataset": (lambda r: {"my_sft_data": r["chats"].to_list(), "my_own_result": r["sft"]},
+                              "should be a `datasets.Dataset`"),
+            "extra column": (lambda r: {"my_sft_data": r["chats"].add_column("prompt", ["x"] * 16),
+                                        "my_own_result": r["sft"]}, "`messages` column only"),
+            "too few rows": (lambda r: {"my_sft_data": r["chats"].select(range(3)), "my_own_result": r["sft"]},
+                             "at least 4"),
+            "last turn not the assistant's": (lambda r: {"my_sft_data": _user_last(r["chats"]),
+                                                         "my_own_result": r["sft"]}, "not in the format"),
+            "the built-in sample": (lambda r: {"my_sft_data": r["sample"], "my_own_result": r["sft"]},
+                                    "built-in sample"),
+            "trained on other rows": (lambda r: {"my_sft_data": r["chats"].select(range(12)),
+                                                 "my_own_result": r["sft"]}, "train on `my_sft_data` itself"),
+            "not a result": (lambda r: {"my_sft_data": r["chats"], "my_own_result": "out"}, "TrainingResult"),
+        },
+        "not_attempted": [lambda r: {"my_sft_data": ____, "my_own_result": ____},
+                          lambda r: {"my_sft_data": r["chats"], "my_own_result": ____}],
+    },
+}
+
+
+def _user_last(chats: Any) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list([{"messages": row["messages"][:-1]} for row in chats])
+
+
+def test_every_exercise_has_test_cases() -> None:
+    assert {f"{e.notebook}.{e.name}" for e in exercises_of(NOTEBOOK)} == set(CASES)
+    for case in CASES.values():
+        assert case["incorrect"] and case["not_attempted"]
+
+
+def _ids(kind: str) -> list[tuple[str, Any]]:
+    if kind == "incorrect":
+        return [(key, name) for key, case in CASES.items() for name in case["incorrect"]]
+    return [(key, i) for key, case in CASES.items() for i in range(len(case["not_attempted"]))]
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_correct_answer_passes(key: str, runs: dict[str, Any]) -> None:
+    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["correct"](runs))
+    assert feedback.status == "correct", feedback
+
+
+@pytest.mark.parametrize(("key", "name"), _ids("incorrect"), ids=lambda v: str(v))
+def test_incorrect_answer_is_explained_without_the_answer(key: str, name: str, runs: dict[str, Any]) -> None:
+    case = CASES[key]
+    answers, reason = case["incorrect"][name]
+    feedback = case["exercise"].evaluate(**answers(runs))
+    assert feedback.status == "incorrect", feedback
+    assert reason in feedback.message, feedback.message
+    for line in SOLUTIONS[NOTEBOOK][case["exercise"].name].splitlines():
+        if len(line.strip()) > 20:
+            assert line.strip() not in feedback.message, "Incorrect feedback must not give the solution away"
+
+
+@pytest.mark.parametrize(("key", "index"), _ids("not_attempted"), ids=lambda v: str(v))
+def test_not_attempted_answer(key: str, index: int, runs: dict[str, Any]) -> None:
+    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["not_attempted"][index](runs))
+    assert feedback.status == "not_attempted", feedback
+
+
+def test_lora_count_on_an_empty_skeleton_matches_the_real_model(runs: dict[str, Any]) -> None:
+    """The checker counts LoRA parameters on a meta-device skeleton (instant for any size): same number as peft on
+    the loaded model."""
+    assert nb03.lora_trainable_count("smolsynth/tiny", runs["lora"].profile) == runs["lora_count"]
+    assert 0 < runs["lora_count"] < runs["full"] and runs["lora_count"] % runs["lora"].profile.lora_r == 0

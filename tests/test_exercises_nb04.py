@@ -1,0 +1,147 @@
+"""Notebook 04's exercises with a correct, an incorrect and a not-attempted answer, on real DPO runs of the tiny model
+(the shared SFT -> DPO fixtures plus one more beta). Incorrect feedback never contains the answer."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from conftest import make_pairs
+from smolsynth.exercises import ____, exercises_of, nb04
+from smolsynth.exercises.solution_code import SOLUTIONS
+
+NOTEBOOK = "04_dpo"
+
+
+@pytest.fixture(scope="module")
+def runs(trained_sft, trained_dpo, tmp_path_factory) -> dict[str, Any]:
+    """The shared SFT and DPO runs, a second DPO run with beta 0.5 (same pairs, start and steps), and pair sets."""
+    from datasets import Dataset
+
+    from smolsynth.evaluation import training_summary
+    from smolsynth.handoff import SAMPLE_INSTRUCTIONS
+    from smolsynth.training import dpo
+
+    beta_half = dpo(make_pairs(), model=trained_sft.output_dir, output_dir=str(tmp_path_factory.mktemp("beta")),
+                    max_steps=4, learning_rate=1e-4, beta=0.5)
+    pairs = make_pairs()
+    ties = Dataset.from_list([{**row, "rejected": row["chosen"]} if i >= 3 else row
+                              for i, row in enumerate(make_pairs(6).to_list())])
+    sample = Dataset.from_list([{**row, "prompt": [{"role": "user", "content": SAMPLE_INSTRUCTIONS[i]}]}
+                                for i, row in enumerate(make_pairs(6).to_list())])
+    strings = Dataset.from_list([{"prompt": f"Q{i}?", "chosen": f"A{i}.", "rejected": "No."} for i in range(6)])
+    return {"sft": trained_sft, "dpo": trained_dpo, "beta_half": beta_half, "pairs": pairs, "ties": ties,
+            "sample": sample, "strings": strings, "empty_dir": str(tmp_path_factory.mktemp("empty")),
+            "table": training_summary({0.1: trained_dpo, 0.5: beta_half}), "summary": training_summary}
+
+
+def _metrics(result: Any, **changes: Any) -> Any:
+    metrics = {**result.metrics, **changes}
+    return dataclasses.replace(result, metrics={k: v for k, v in metrics.items() if v is not None})
+
+
+def _beta(r: dict[str, Any], runs: dict[Any, Any], table: Any = None) -> dict[str, Any]:
+    return {"beta_runs": runs, "beta_table": r["summary"](runs) if table is None else table}
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "04_dpo.q1": {
+        "exercise": nb04.q1,
+        "correct": lambda r: {"my_dpo_result": r["dpo"]},
+        "incorrect": {
+            "an SFT run": (lambda r: {"my_dpo_result": r["sft"]}, "result of a SFT run"),
+            "started from the base model": (lambda r: {"my_dpo_result": _metrics(r["dpo"], model="smolsynth/tiny")},
+                                            "not a saved SFT checkpoint"),
+            "started from a DPO checkpoint": (lambda r: {"my_dpo_result": _metrics(r["dpo"],
+                                                                                   model=r["dpo"].output_dir)},
+                                              "not an SFT one"),
+            "wrong reference": (lambda r: {"my_dpo_result": _metrics(r["dpo"], **{
+                "eval_rewards/margins_before": 0.8})}, "not ~0"),
+            "no eval split": (lambda r: {"my_dpo_result": _metrics(r["dpo"], **{
+                "eval_rewards/margins_before": None})}, "no evaluation before the first step"),
+            "checkpoint gone": (lambda r: {"my_dpo_result": dataclasses.replace(r["dpo"], output_dir=r["empty_dir"])},
+                                "no saved model"),
+        },
+        "not_attempted": [lambda r: {"my_dpo_result": ____}],
+    },
+    "04_dpo.q2": {
+        "exercise": nb04.q2,
+        "correct": lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["beta_half"]}),
+        "incorrect": {
+            "not a dict": (lambda r: {"beta_runs": [r["dpo"], r["beta_half"]], "beta_table": r["table"]},
+                           "should be a dict"),
+            "one run": (lambda r: _beta(r, {0.1: r["dpo"]}), "at least two"),
+            "key is not the run's beta": (lambda r: _beta(r, {0.3: r["dpo"], 0.5: r["beta_half"]}),
+                                          "trained with beta=0.1"),
+            "an SFT run": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["sft"]}), "result of a SFT run"),
+            "different steps": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: _metrics(r["beta_half"], train_steps=2)}),
+                                "same number of steps"),
+            "different start": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: _metrics(r["beta_half"], model="x")}),
+                                "start from the same checkpoint"),
+            "table of one run": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["beta_half"]},
+                                                 r["summary"]({0.1: r["dpo"]})), "one row per run"),
+            "table without margins": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["beta_half"]},
+                                                      r["table"].drop(columns=["eval_rewards/margins_after"])),
+                                      "margins_after"),
+            "not a table": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["beta_half"]}, "a table"), "DataFrame"),
+        },
+        "not_attempted": [lambda r: {"beta_runs": ____, "beta_table": ____},
+                          lambda r: {"beta_runs": {0.1: r["dpo"], 0.5: ____}, "beta_table": ____}],
+    },
+    "04_dpo.q3": {
+        "exercise": nb04.q3,
+        "correct": lambda r: {"my_pairs": r["pairs"], "my_own_dpo_result": r["dpo"]},
+        "incorrect": {
+            "missing column": (lambda r: {"my_pairs": r["pairs"].remove_columns("rejected"),
+                                          "my_own_dpo_result": r["dpo"]}, "not in the format DPO takes"),
+            "plain strings": (lambda r: {"my_pairs": r["strings"], "my_own_dpo_result": r["dpo"]}, "plain strings"),
+            "too few usable pairs": (lambda r: {"my_pairs": r["ties"], "my_own_dpo_result": r["dpo"]},
+                                     "3 usable pair(s)"),
+            "the built-in sample": (lambda r: {"my_pairs": r["sample"], "my_own_dpo_result": r["dpo"]},
+                                    "built-in sample"),
+            "trained on other pairs": (lambda r: {"my_pairs": r["pairs"].select(range(10)),
+                                                  "my_own_dpo_result": r["dpo"]}, "train on `my_pairs` itself"),
+            "an SFT run": (lambda r: {"my_pairs": r["pairs"], "my_own_dpo_result": r["sft"]}, "result of a SFT run"),
+        },
+        "not_attempted": [lambda r: {"my_pairs": ____, "my_own_dpo_result": ____},
+                          lambda r: {"my_pairs": r["pairs"], "my_own_dpo_result": ____}],
+    },
+}
+
+
+def test_every_exercise_has_test_cases() -> None:
+    assert {f"{e.notebook}.{e.name}" for e in exercises_of(NOTEBOOK)} == set(CASES)
+    for case in CASES.values():
+        assert case["incorrect"] and case["not_attempted"]
+
+
+def _ids(kind: str) -> list[tuple[str, Any]]:
+    if kind == "incorrect":
+        return [(key, name) for key, case in CASES.items() for name in case["incorrect"]]
+    return [(key, i) for key, case in CASES.items() for i in range(len(case["not_attempted"]))]
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_correct_answer_passes(key: str, runs: dict[str, Any]) -> None:
+    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["correct"](runs))
+    assert feedback.status == "correct", feedback
+
+
+@pytest.mark.parametrize(("key", "name"), _ids("incorrect"), ids=lambda v: str(v))
+def test_incorrect_answer_is_explained_without_the_answer(key: str, name: str, runs: dict[str, Any]) -> None:
+    case = CASES[key]
+    answers, reason = case["incorrect"][name]
+    feedback = case["exercise"].evaluate(**answers(runs))
+    assert feedback.status == "incorrect", feedback
+    assert reason in feedback.message, feedback.message
+    for line in SOLUTIONS[NOTEBOOK][case["exercise"].name].splitlines():
+        if len(line.strip()) > 20:
+            assert line.strip() not in feedback.message, "Incorrect feedback must not give the solution away"
+
+
+@pytest.mark.parametrize(("key", "index"), _ids("not_attempted"), ids=lambda v: str(v))
+def test_not_attempted_answer(key: str, index: int, runs: dict[str, Any]) -> None:
+    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["not_attempted"][index](runs))
+    assert feedback.status == "not_attempted", feedback
