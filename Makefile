@@ -26,8 +26,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/smolsynth demo --out demo-output
 
+# Two test processes with one torch thread each: on a 2-core machine this beats one process with two threads by far
+# (torch's threads slow down several-fold when anything else shares the cores; see benchmarks/README.md).
 test: setup
-	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny $(BIN)/python -m pytest $(PYTEST_ARGS)
+	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny OMP_NUM_THREADS=1 \
+		$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadfile $(PYTEST_ARGS)
 
 # rebuild notebooks/*.ipynb, notebooks/solutions/*.ipynb, the README course map and the Colab/Binder pins from sources
 notebooks: setup
