@@ -87,7 +87,6 @@ def main() -> None:
     import torch
 
     from smolsynth.llm import LocalLLM, default_batch_size
-    from smolsynth.models import load_model
     from smolsynth.verbosity import import_distilabel
 
     if args.threads:

@@ -120,8 +120,8 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"\nthroughput ({args.model}{' + LoRA' if args.lora else ''}, {s.metrics['model_params'] / 1e6:.2f}M "
           f"params, ~{len(sample)} tokens/sequence, batch {args.batch}, fp32 CPU):")
-    print(f"| method | steps | train s | throughput | s/step |")
-    print(f"|---|---|---|---|---|")
+    print("| method | steps | train s | throughput | s/step |")
+    print("|---|---|---|---|---|")
     for name, r, unit in (("SFT", s, "examples/s"), ("DPO", d, "pairs/s")):
         steps = r.metrics["train_steps"]
         print(f"| {name} | {steps} | {r.train_seconds:.2f} | {r.metrics['examples_per_second']:.3g} {unit} "

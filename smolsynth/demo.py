@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from smolsynth.report import Report
-
-GENERATORS = {
-    # name -> (system prompt, temperature): two "models" from one set of weights
-    "concise": ("You are a helpful assistant. Answer briefly and precisely.", 0.7),
-    "detailed": ("You are a helpful assistant. Explain your answer step by step.", 1.0),
-}
-
 
 def _save(dataset: Any, out: Path, name: str) -> None:
     from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
@@ -58,7 +52,7 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     from smolsynth.instructions import to_sft
     from smolsynth.llm import LocalLLM
     from smolsynth.models import resolve_model
-    from smolsynth.preferences import Generator, binarize, judge, pool_responses
+    from smolsynth.preferences import DEFAULT_GENERATORS, binarize, judge, pool_responses
     from smolsynth.runner import run
     from smolsynth.training import dpo, sft
     from smolsynth.verbosity import import_distilabel
@@ -83,9 +77,7 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     _save(instructions, out, "instructions")
 
     # 2. two responses per instruction, from two generators (one model, two system prompts and temperatures)
-    pooled = pool_responses(instructions, [Generator(model=model_id, system_prompt=system_prompt,
-                                                     temperature=temperature, name=name)
-                                           for name, (system_prompt, temperature) in GENERATORS.items()],
+    pooled = pool_responses(instructions, [replace(g, model=model_id) for g in DEFAULT_GENERATORS],
                             max_new_tokens=max_new_tokens, seed=seed, progress=progress)
     reports.extend(pooled.steps)
     responses = pooled.dataset

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import html
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -67,14 +66,6 @@ SAMPLE_INSTRUCTIONS: tuple[str, ...] = (
     "How do vaccines train the immune system?",
 )
 """The built-in instructions the notebooks use when no earlier notebook left data: varied, short, harmless."""
-
-GENERATORS: dict[str, tuple[str, float]] = {
-    "concise": ("You are a helpful assistant. Answer briefly and precisely.", 0.7),
-    "detailed": ("You are a helpful assistant. Explain your answer step by step.", 1.0),
-}
-"""The two "models" that write candidate answers for pairs: one set of weights, two system prompts and temperatures
-(the course's recipe when only one model fits in memory)."""
-
 
 @dataclass
 class CourseData:
@@ -218,57 +209,32 @@ def make_preference_pairs(instructions: Any = None, *, rows: int | None = None, 
                           rule: str = "best-vs-random", seed: int = 0, progress: bool = True) -> CourseData:
     """Make preference pairs the way notebook 02 does, in miniature.
 
-    Two answers per instruction (the :data:`GENERATORS`: two system prompts and temperatures), rated 1-5 by
-    distilabel's ``UltraFeedback`` (overall rating) on the same model, with decoding constrained by
-    :func:`~smolsynth.llm.ultrafeedback_regex` so every judgment parses (rationales of at most ``rationale_chars``
-    characters; the judge's token budget is sized so it can always finish), then
-    :func:`~smolsynth.preferences.binarize_rows` with ``rule``. Ties and failures are dropped and counted in
-    ``reports``.
+    Two answers per instruction (:data:`smolsynth.preferences.DEFAULT_GENERATORS`: two system prompts and
+    temperatures on one model) from :func:`~smolsynth.preferences.pool_responses`, rated 1-5 by
+    :func:`~smolsynth.preferences.judge` (distilabel's ``UltraFeedback``, overall rating, decoding constrained so every
+    judgment parses; rationales of at most ``rationale_chars`` characters), then
+    :func:`~smolsynth.preferences.binarize` with ``rule``. Ties and failures are dropped and counted in ``reports``.
 
     Returns a :class:`CourseData` whose dataset has ``prompt``/``chosen``/``rejected`` message lists plus the
     ratings and generator names.
     """
-    from smolsynth.generation import generate
-    from smolsynth.llm import LocalLLM, ultrafeedback_regex
+    from dataclasses import replace
+
     from smolsynth.models import resolve_model
-    from smolsynth.preferences import binarize_rows
-    from smolsynth.runner import _to_dataset, run
-    from smolsynth.verbosity import import_distilabel
+    from smolsynth.preferences import DEFAULT_GENERATORS, binarize, judge, pool_responses
 
     chosen = _instructions(instructions, rows)
     model_id = resolve_model(model)
-    reports: list[Report] = []
-    answers: dict[str, dict[str, str]] = {}
-    for name, (system_prompt, temperature) in GENERATORS.items():
-        result = generate(chosen, model=model_id, system_prompt=system_prompt, temperature=temperature,
-                          max_new_tokens=max_new_tokens, seed=seed, progress=progress, desc=f"answers ({name})")
-        reports.append(result.report)
-        answers[name] = dict(zip(result.dataset["instruction"], result.dataset["generation"]))
-    candidates = [{"instruction": text, "generations": [answers[n][text] for n in GENERATORS],
-                   "models": [f"{model_id} ({n})" for n in GENERATORS]}
-                  for text in chosen if all(text in answers[n] for n in GENERATORS)]
-    tasks = import_distilabel("distilabel.steps.tasks")
-    n = len(GENERATORS)
-    judge_tokens = n * (48 + rationale_chars) + 16  # every character can be a token: room to finish the format
-    judge = tasks.UltraFeedback(aspect="overall-rating", llm=LocalLLM(
-        model_id, seed=seed,
-        structured_output={"format": "regex",
-                           "schema": ultrafeedback_regex(n, max_rationale_chars=rationale_chars)},
-        generation_kwargs={"max_new_tokens": judge_tokens, "temperature": 0.7}))
-    judged = run(judge, candidates, desc="judge", progress=progress)
-    reports.append(judged.report)
-    started = time.perf_counter()
-    pairs, dropped = binarize_rows(judged.dataset, rule=rule, seed=seed)  # type: ignore[arg-type]
-    reasons: dict[str, int] = {}
-    for row in dropped:
-        reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
-    reports.append(Report(f"pairs ({rule})", rows_in=len(judged.dataset), rows_out=len(pairs), dropped=reasons,
-                          seconds=time.perf_counter() - started))
-    return CourseData(dataset=_to_dataset(pairs), source="made", path=data_path("dpo"),
-                      note=f"Made {len(pairs)} preference pairs on the spot from {len(chosen)} instructions: two "
-                           f"answers each from {model_id}, judged by UltraFeedback on the same model, binarized "
+    pooled = pool_responses(chosen, [replace(g, model=model_id) for g in DEFAULT_GENERATORS],
+                            max_new_tokens=max_new_tokens, seed=seed, progress=progress)
+    judged = judge(pooled.dataset, model=model_id, max_rationale_chars=rationale_chars, seed=seed,
+                   progress=progress)
+    pairs = binarize(judged.dataset, rule=rule, seed=seed)  # type: ignore[arg-type]
+    return CourseData(dataset=pairs.dataset, source="made", path=data_path("dpo"),
+                      note=f"Made {len(pairs.dataset)} preference pairs on the spot from {len(chosen)} instructions: "
+                           f"two answers each from {model_id}, judged by UltraFeedback on the same model, binarized "
                            f"with the {rule} rule.",
-                      reports=reports)
+                      reports=[*pooled.steps, judged.report, pairs.report])
 
 
 def preference_pairs(*, rows: int | None = None, min_rows: int = 2, instructions: Any = None,

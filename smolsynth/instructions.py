@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 from smolsynth.report import Report, ReportTable
-from smolsynth.runner import RunResult, _rows, _to_dataset
+from smolsynth.runner import RunResult, as_rows, to_dataset
 from smolsynth.stats import NearDuplicateIndex, normalize_text
 
 Row = Dict[str, Any]
@@ -144,7 +144,7 @@ def generate_responses(data: Any, *, column: str = "instruction", system_prompt:
 
     if isinstance(data, (list, tuple)) and data and all(isinstance(x, str) for x in data):
         data = [{column: text} for text in data]
-    rows = _rows(data)
+    rows = as_rows(data)
     if rows and column not in rows[0]:
         raise ValueError(f"Column {column!r} is not in the data (columns: {sorted(rows[0])}); pass column= to name "
                          "the instruction column.")
@@ -199,7 +199,7 @@ def to_sft(data: Any, *, instruction_column: str = "instruction", response_colum
     if format not in ("messages", "prompt_completion"):
         raise ValueError(f"format={format!r} must be 'messages' or 'prompt_completion'.")
     started = time.perf_counter()
-    rows = _rows(data)
+    rows = as_rows(data)
     if rows and messages_column is None and response_column is None:
         found = [c for c in ("generation", "response") if c in rows[0]]
         if len(found) > 1:
@@ -243,7 +243,7 @@ def to_sft(data: Any, *, instruction_column: str = "instruction", response_colum
             kept.append({"prompt": messages[:-1], "completion": messages[-1:]})
     report = Report("to_sft", rows_in=len(rows), rows_out=len(kept), dropped=_count(dropped),
                     seconds=time.perf_counter() - started)
-    return RunResult(dataset=_to_dataset(kept), dropped=_to_dataset(dropped), report=report)
+    return RunResult(dataset=to_dataset(kept), dropped=to_dataset(dropped), report=report)
 
 
 # ---------------------------------------------------------------------------------------------- Self-Instruct
@@ -345,7 +345,7 @@ def filter_instructions(candidates: Any, *, references: Sequence[str] = (), colu
     if isinstance(candidates, (list, tuple)) and all(isinstance(c, str) for c in candidates):
         rows = [{column: c} for c in candidates]
     else:
-        rows = _rows(candidates)
+        rows = as_rows(candidates)
     pool = [r for r in _strings(list(references), "references", minimum=0)] if references else []
     kept: List[Row] = []
     dropped: List[Row] = []
@@ -369,7 +369,7 @@ def filter_instructions(candidates: Any, *, references: Sequence[str] = (), colu
         pool.append(text.strip())
     report = Report(step, rows_in=len(rows), rows_out=len(kept), dropped=_count(dropped),
                     seconds=round(time.perf_counter() - started, 3))
-    return RunResult(dataset=_to_dataset(kept), dropped=_to_dataset(dropped), report=report)
+    return RunResult(dataset=to_dataset(kept), dropped=to_dataset(dropped), report=report)
 
 
 def _explode(result: RunResult, *, extra: Mapping[str, Any], step: str) -> Tuple[List[Row], Report]:
@@ -415,7 +415,7 @@ def self_instruct(contexts: Any, *, model: Optional[str] = None, llm: Any = None
     if isinstance(contexts, (list, tuple)) and all(isinstance(c, str) for c in contexts):
         rows = [{"input": c} for c in _strings(list(contexts), "contexts")]
     else:
-        rows = _rows(contexts)
+        rows = as_rows(contexts)
     started = time.perf_counter()
     llm = _make_llm(model, llm, seed, max_new_tokens=max_new_tokens, temperature=temperature)
     generated = run(_self_instruct_task(llm, num_instructions, application_description, criteria), rows,
@@ -432,10 +432,10 @@ def self_instruct(contexts: Any, *, model: Optional[str] = None, llm: Any = None
 def _staged(step: str, stages: List[Report], *, kept: Any, dropped: List[Row], rows_in: int, started: float,
             model: Optional[str], params: Dict[str, Any]) -> StagedResult:
     n_in, n_out = _tokens(stages)
-    kept_ds = kept if hasattr(kept, "column_names") else _to_dataset(kept)
+    kept_ds = kept if hasattr(kept, "column_names") else to_dataset(kept)
     report = Report(step, rows_in=rows_in, rows_out=len(kept_ds), dropped=_count(dropped), input_tokens=n_in,
                     output_tokens=n_out, seconds=round(time.perf_counter() - started, 3), model=model)
-    return StagedResult(dataset=kept_ds, dropped=_to_dataset(dropped), report=report, stages=stages, params=params)
+    return StagedResult(dataset=kept_ds, dropped=to_dataset(dropped), report=report, stages=stages, params=params)
 
 
 BOOTSTRAP_HEADER = "Examples of queries this application receives (write new, different ones):"

@@ -73,7 +73,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from smolsynth.report import Report, ReportTable
-from smolsynth.runner import RunResult, _rows, _to_dataset
+from smolsynth.runner import RunResult, as_rows, to_dataset
 
 Rule = Literal["best-vs-random", "best-vs-worst", "best-vs-random-lower"]
 RULES: tuple[str, ...] = ("best-vs-random", "best-vs-worst", "best-vs-random-lower")
@@ -121,7 +121,7 @@ def _result(step: str, rows_in: int, kept: list[dict[str, Any]], dropped: list[d
                     cached_rows=min(rows_in, max((r.cached_rows for r in steps), default=0)),
                     compute_seconds=round(sum(r.compute_seconds or r.seconds for r in steps), 3) if steps else None,
                     model=model)
-    return PreferenceResult(dataset=_to_dataset(kept), dropped=_to_dataset(dropped), report=report, steps=steps)
+    return PreferenceResult(dataset=to_dataset(kept), dropped=to_dataset(dropped), report=report, steps=steps)
 
 
 def _tasks() -> Any:
@@ -202,7 +202,7 @@ def _instruction_rows(instructions: Any) -> list[dict[str, Any]]:
     if items is not None and all(isinstance(i, str) for i in items):
         rows = [{"instruction": i} for i in items]
     else:
-        rows = _rows(instructions)
+        rows = as_rows(instructions)
         if rows and "instruction" not in rows[0]:
             raise ValueError(f"instructions: the rows have no 'instruction' column (columns: {sorted(rows[0])}); "
                              "pass a list of strings or rows with an 'instruction'.")
@@ -319,7 +319,7 @@ def evolve_quality(data: Any, directions: Sequence[str] = DEFAULT_EVOL_DIRECTION
     from smolsynth.runner import quiet_distilabel, run
 
     started = time.perf_counter()
-    rows = _rows(data)
+    rows = as_rows(data)
     _require(rows, ["instruction", "generations"], "evolve_quality", "pool_responses()")
     if isinstance(directions, str):
         directions = [directions]
@@ -455,7 +455,7 @@ def judge(data: Any, aspect: str = "overall-rating", *, model: str | None = None
         raise ValueError(f"temperature={temperature} must be >= 0.")
     if max_rationale_chars < 1:
         raise ValueError(f"max_rationale_chars={max_rationale_chars} must be >= 1.")
-    rows = _rows(data)
+    rows = as_rows(data)
     _require(rows, ["instruction", "generations"], "judge", "pool_responses() or evolve_quality()")
     model_id = resolve_model(model)
     judged_columns = {"ratings", "rationales", "types", "type_rationales", "rationales-for-ratings", "judge_model",
@@ -510,7 +510,7 @@ def ratings_table(data: Any) -> Any:
     import pandas as pd
 
     records = []
-    for i, row in enumerate(_rows(data)):
+    for i, row in enumerate(as_rows(data)):
         generations, ratings = row.get("generations") or [], row.get("ratings") or []
         models = row.get("models") or [None] * len(generations)
         sources = row.get("sources") or [None] * len(generations)
@@ -617,7 +617,7 @@ def binarize(data: Any, rule: Rule = DEFAULT_RULE, *, seed: int = 0) -> Preferen
     started = time.perf_counter()
     if rule not in RULES:
         raise ValueError(f"rule={rule!r} is not a binarization rule; use one of {', '.join(RULES)}.")
-    rows = _rows(data)
+    rows = as_rows(data)
     pairs, dropped = binarize_rows(rows, rule=rule, seed=seed)
     return _result(f"binarize ({rule})", len(rows), pairs, dropped, [], started)
 
@@ -689,7 +689,7 @@ def position_bias(data: Any, *, sample: int = 20, aspect: str = "overall-rating"
     started = time.perf_counter()
     if sample < 1:
         raise ValueError(f"sample={sample} must be >= 1 (rows to judge again).")
-    rows = _rows(data)
+    rows = as_rows(data)
     _require(rows, ["instruction", "generations"], "position_bias", "judge()")
     picked = sorted(random.Random(seed).sample(range(len(rows)), min(sample, len(rows))))
     chosen = [rows[i] for i in picked]
@@ -728,7 +728,7 @@ def position_bias(data: Any, *, sample: int = 20, aspect: str = "overall-rating"
                     seconds=round(time.perf_counter() - started, 3), model=backward.report.model)
     return PositionBias(compared=compared, changed=changed, flip_rate=changed / compared if compared else 0.0,
                         first_shown_wins=first_wins / (2 * compared) if compared else 0.0, ties=ties,
-                        rows=_to_dataset(details), report=report, steps=steps)
+                        rows=to_dataset(details), report=report, steps=steps)
 
 
 __all__ = ["ASPECTS", "DEFAULT_EVOL_DIRECTIONS", "DEFAULT_GENERATORS", "DEFAULT_RULE", "EVOL_DIRECTIONS", "Generator",

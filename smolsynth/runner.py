@@ -42,7 +42,7 @@ import time
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Tuple, Union
 
 from smolsynth.cache import ResultCache, _default, fingerprint, task_config
 from smolsynth.report import Report
@@ -233,7 +233,11 @@ class RunResult:
 
 
 # ------------------------------------------------------------------------------------------------------- input
-def _rows(data: Any) -> List[Row]:
+def as_rows(data: Any) -> List[Row]:
+    """Rows as a list of dicts, from a Dataset, a pandas DataFrame, a list of dicts, or a row count (empty rows).
+
+    Raises a TypeError naming the fix for anything else. ``as_rows(2)`` is ``[{}, {}]``.
+    """
     if isinstance(data, bool):
         raise TypeError("data=True/False is not data: pass a datasets.Dataset, a list of dicts, or a row count.")
     if isinstance(data, int):
@@ -382,7 +386,11 @@ def _process_batch(task: Any, rows: List[Row], *, keep_metadata: bool) -> Dict[s
     return json.loads(json.dumps(payload, default=_default, ensure_ascii=False))
 
 
-def _to_dataset(rows: List[Row]):
+def to_dataset(rows: List[Row]):
+    """A ``datasets.Dataset`` of ``rows`` (columns in order of first appearance; an empty Dataset for no rows).
+
+    A column whose values mix types (a list in one row, a string in another) is stored as JSON text.
+    """
     import datasets
 
     if not rows:
@@ -457,7 +465,7 @@ def run(
     if on_error not in ("drop", "raise"):
         raise ValueError(f"on_error={on_error!r} must be 'drop' or 'raise'.")
     _check_task(task)
-    rows = _rows(data)
+    rows = as_rows(data)
     _check_columns(task, rows)
     size = batch_size or _default_batch_size(task)
     step_name = desc or getattr(task, "name", None) or type(task).__name__
@@ -507,7 +515,7 @@ def run(
     report = Report(step=step_name, rows_in=len(rows), rows_out=len(kept), dropped=reasons, input_tokens=n_in,
                     output_tokens=n_out, seconds=round(time.perf_counter() - started, 3), cached_rows=cached_rows,
                     compute_seconds=round(compute, 3), model=getattr(llm, "model_name", None) if llm else None)
-    return RunResult(dataset=_to_dataset(kept), dropped=_to_dataset(dropped), report=report)
+    return RunResult(dataset=to_dataset(kept), dropped=to_dataset(dropped), report=report)
 
 
 __all__ = ["RunResult", "check_row", "preserve_logging", "quiet_distilabel", "register_validator", "restore_logging",

@@ -203,12 +203,12 @@ def dataset_stats(data: Any, column: str = "instruction", *, near_duplicate_thre
     """
     import pandas as pd
 
-    from smolsynth.runner import _rows
+    from smolsynth.runner import as_rows
 
     if isinstance(data, (list, tuple)) and data and all(isinstance(x, str) for x in data):
         values: List[Any] = list(data)
     else:
-        rows = _rows(data)
+        rows = as_rows(data)
         if rows and column not in rows[0]:
             raise ValueError(f"Column {column!r} is not in the data (columns: {sorted(rows[0])}); pass column= "
                              "to name the text column, e.g. dataset_stats(ds, column='messages').")

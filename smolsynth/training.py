@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from smolsynth.hardware import Hardware
 
 if TYPE_CHECKING:  # pragma: no cover
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset
     from trl import DPOConfig, SFTConfig
 
 __all__ = [
@@ -211,7 +211,7 @@ def training_profile(hardware: Hardware | None = None, model_params: int | None 
             name="mps-fp32", dtype="float32", bf16=False, fp16=False, use_cpu=False, gradient_checkpointing=True,
             lora=lora, per_device_train_batch_size=4, gradient_accumulation_steps=4,
             sft_learning_rate=rates["sft"], dpo_learning_rate=rates["dpo"], max_length=1024,
-            reason=f"Apple GPU (MPS): float32 (mixed precision is not dependable there), gradient checkpointing; "
+            reason="Apple GPU (MPS): float32 (mixed precision is not dependable there), gradient checkpointing; "
                    + ("LoRA for a " + size + "." if lora else "full fine-tuning of a " + size + "."))
     lora = not full_ft_fits(hardware.ram_gb, 0.5)
     tiny = model_params is not None and model_params < 50_000_000

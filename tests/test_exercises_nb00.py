@@ -7,8 +7,9 @@ from typing import Any, Callable
 
 import pytest
 
-from smolsynth.exercises import ____, exercise_modules, exercises_of, nb00
-from smolsynth.exercises.solution_code import SOLUTIONS
+from exercise_harness import exercise_tests
+
+from smolsynth.exercises import ____, exercise_modules, nb00
 
 INSTRUCTIONS = ["Name a colour.", "Name a fruit.", "Name a tree."]
 
@@ -95,10 +96,9 @@ def _task_with_template(g: dict[str, Any]) -> Any:
     return task
 
 
-def test_every_exercise_has_test_cases() -> None:
-    assert {f"{e.notebook}.{e.name}" for e in exercises_of("00_setup")} == set(CASES)
-    for case in CASES.values():
-        assert case["incorrect"] and case["not_attempted"]
+(test_every_exercise_has_test_cases, test_correct_answer_passes,
+ test_incorrect_answer_is_explained_without_the_answer, test_not_attempted_answer) = exercise_tests(
+    "00_setup", CASES, fixture="generated")
 
 
 def test_every_exercise_module_has_its_test_file() -> None:
@@ -109,39 +109,6 @@ def test_every_exercise_module_has_its_test_file() -> None:
     for module in exercise_modules().values():
         short = module.__name__.rsplit(".", 1)[-1]
         assert (here / f"test_exercises_{short}.py").exists(), f"{module.__name__}: no tests/test_exercises_{short}.py"
-
-
-def _ids(kind: str) -> list[tuple[str, Any]]:
-    if kind == "incorrect":
-        return [(key, name) for key, case in CASES.items() for name in case["incorrect"]]
-    return [(key, i) for key, case in CASES.items() for i in range(len(case["not_attempted"]))]
-
-
-@pytest.mark.parametrize("key", CASES)
-def test_correct_answer_passes(key: str, generated: dict[str, Any]) -> None:
-    case = CASES[key]
-    feedback = case["exercise"].evaluate(**case["correct"](generated))
-    assert feedback.status == "correct", feedback
-
-
-@pytest.mark.parametrize(("key", "name"), _ids("incorrect"), ids=lambda v: str(v))
-def test_incorrect_answer_is_explained_without_the_answer(key: str, name: str, generated: dict[str, Any]) -> None:
-    case = CASES[key]
-    answers, reason = case["incorrect"][name]
-    feedback = case["exercise"].evaluate(**answers(generated))
-    assert feedback.status == "incorrect", feedback
-    assert reason in feedback.message, feedback.message
-    solution = SOLUTIONS[case["exercise"].notebook][case["exercise"].name]
-    for line in solution.splitlines():
-        if len(line.strip()) > 20:
-            assert line.strip() not in feedback.message, "Incorrect feedback must not give the solution away"
-
-
-@pytest.mark.parametrize(("key", "index"), _ids("not_attempted"), ids=lambda v: str(v))
-def test_not_attempted_answer(key: str, index: int, generated: dict[str, Any]) -> None:
-    case = CASES[key]
-    feedback = case["exercise"].evaluate(**case["not_attempted"][index](generated))
-    assert feedback.status == "not_attempted", feedback
 
 
 def test_q1_counts_dropped_rows(generated: dict[str, Any]) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from smolsynth.exercises import ____, exercises_of, nb02
-from smolsynth.exercises.solution_code import SOLUTIONS
+from exercise_harness import exercise_tests
+
+from smolsynth.exercises import ____, nb02
 
 
 @pytest.fixture(scope="module")
@@ -97,38 +98,8 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def test_every_exercise_has_test_cases() -> None:
-    assert {f"{e.notebook}.{e.name}" for e in exercises_of("02_preferences")} == set(CASES)
-    for case in CASES.values():
-        assert case["incorrect"] and case["not_attempted"]
+(test_every_exercise_has_test_cases, test_correct_answer_passes,
+ test_incorrect_answer_is_explained_without_the_answer, test_not_attempted_answer) = exercise_tests(
+    "02_preferences", CASES, fixture="made")
 
 
-def _ids(kind: str) -> list[tuple[str, Any]]:
-    if kind == "incorrect":
-        return [(key, name) for key, case in CASES.items() for name in case["incorrect"]]
-    return [(key, i) for key, case in CASES.items() for i in range(len(case["not_attempted"]))]
-
-
-@pytest.mark.parametrize("key", CASES)
-def test_correct_answer_passes(key: str, made: dict[str, Any]) -> None:
-    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["correct"](made))
-    assert feedback.status == "correct", feedback
-
-
-@pytest.mark.parametrize(("key", "name"), _ids("incorrect"), ids=lambda v: str(v))
-def test_incorrect_answer_is_explained_without_the_answer(key: str, name: str, made: dict[str, Any]) -> None:
-    case = CASES[key]
-    answers, reason = case["incorrect"][name]
-    feedback = case["exercise"].evaluate(**answers(made))
-    assert feedback.status == "incorrect", feedback
-    assert reason in feedback.message, feedback.message
-    solution = SOLUTIONS[case["exercise"].notebook][case["exercise"].name]
-    for line in solution.splitlines():
-        if len(line.strip()) > 20:
-            assert line.strip() not in feedback.message, "Incorrect feedback must not give the solution away"
-
-
-@pytest.mark.parametrize(("key", "index"), _ids("not_attempted"), ids=lambda v: str(v))
-def test_not_attempted_answer(key: str, index: int, made: dict[str, Any]) -> None:
-    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["not_attempted"][index](made))
-    assert feedback.status == "not_attempted", feedback

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from exercise_harness import exercise_tests
+
 from conftest import make_chats
-from smolsynth.exercises import ____, exercises_of, nb03
-from smolsynth.exercises.solution_code import SOLUTIONS
+from smolsynth.exercises import ____, nb03
 
 NOTEBOOK = "03_sft"
 
@@ -113,40 +114,9 @@ def _user_last(chats: Any) -> Any:
     return Dataset.from_list([{"messages": row["messages"][:-1]} for row in chats])
 
 
-def test_every_exercise_has_test_cases() -> None:
-    assert {f"{e.notebook}.{e.name}" for e in exercises_of(NOTEBOOK)} == set(CASES)
-    for case in CASES.values():
-        assert case["incorrect"] and case["not_attempted"]
-
-
-def _ids(kind: str) -> list[tuple[str, Any]]:
-    if kind == "incorrect":
-        return [(key, name) for key, case in CASES.items() for name in case["incorrect"]]
-    return [(key, i) for key, case in CASES.items() for i in range(len(case["not_attempted"]))]
-
-
-@pytest.mark.parametrize("key", CASES)
-def test_correct_answer_passes(key: str, runs: dict[str, Any]) -> None:
-    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["correct"](runs))
-    assert feedback.status == "correct", feedback
-
-
-@pytest.mark.parametrize(("key", "name"), _ids("incorrect"), ids=lambda v: str(v))
-def test_incorrect_answer_is_explained_without_the_answer(key: str, name: str, runs: dict[str, Any]) -> None:
-    case = CASES[key]
-    answers, reason = case["incorrect"][name]
-    feedback = case["exercise"].evaluate(**answers(runs))
-    assert feedback.status == "incorrect", feedback
-    assert reason in feedback.message, feedback.message
-    for line in SOLUTIONS[NOTEBOOK][case["exercise"].name].splitlines():
-        if len(line.strip()) > 20:
-            assert line.strip() not in feedback.message, "Incorrect feedback must not give the solution away"
-
-
-@pytest.mark.parametrize(("key", "index"), _ids("not_attempted"), ids=lambda v: str(v))
-def test_not_attempted_answer(key: str, index: int, runs: dict[str, Any]) -> None:
-    feedback = CASES[key]["exercise"].evaluate(**CASES[key]["not_attempted"][index](runs))
-    assert feedback.status == "not_attempted", feedback
+(test_every_exercise_has_test_cases, test_correct_answer_passes,
+ test_incorrect_answer_is_explained_without_the_answer, test_not_attempted_answer) = exercise_tests(
+    NOTEBOOK, CASES, fixture="runs")
 
 
 def test_lora_count_on_an_empty_skeleton_matches_the_real_model(runs: dict[str, Any]) -> None:

@@ -57,8 +57,8 @@ def test_preference_pairs_are_made_with_a_real_judge_and_every_drop_counted(engi
     pairs = handoff.preference_pairs(rows=4, model="smolsynth/tiny", max_new_tokens=8, rationale_chars=20,
                                      progress=False)
     assert pairs.source == "made" and "No usable preference pairs" in pairs.note
-    assert [r.step for r in pairs.reports] == ["answers (concise)", "answers (detailed)", "judge",
-                                               "pairs (best-vs-random)"]
+    assert [r.step for r in pairs.reports] == ["answers: smolsynth/tiny (concise)", "answers: smolsynth/tiny (detailed)",
+                                               "judge (overall-rating)", "binarize (best-vs-random)"]
     judge, binarized = pairs.reports[2], pairs.reports[3]
     assert judge.rows_in == 4 and judge.rows_out + judge.dropped_total == 4  # constrained: every judgment parses
     assert binarized.rows_in == judge.rows_out and binarized.rows_out + binarized.dropped_total == binarized.rows_in

@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LEARNER = sorted((REPO / "notebooks").glob("*.ipynb"))

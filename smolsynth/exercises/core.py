@@ -155,6 +155,24 @@ def expect(condition: object, reason: str) -> None:
         raise Incorrect(reason)
 
 
+def dataset_of(value: Any, name: str, made_by: str) -> Any:
+    """The ``datasets.Dataset`` inside a result (``RunResult``-like) or the Dataset itself; Incorrect otherwise,
+    with a reason naming the learner's variable ``name`` and the function ``made_by`` that should have made it."""
+    dataset = getattr(value, "dataset", value)
+    expect(hasattr(dataset, "column_names") and hasattr(dataset, "__len__"),
+           f"`{name}` should be what `{made_by}` returns (a result with `.dataset` and `.report`); "
+           f"it is a {type(value).__name__}.")
+    return dataset
+
+
+def dropped_count(value: Any) -> int:
+    """How many input rows a result set aside (0 for a bare Dataset)."""
+    dropped = getattr(value, "dropped", None)
+    if dropped is None:
+        return 0
+    return dropped if isinstance(dropped, int) else len(dropped)
+
+
 def _holds_placeholder(value: Any, depth: int = 0) -> bool:
     if value is ____:
         return True

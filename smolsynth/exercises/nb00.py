@@ -16,26 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from smolsynth.exercises.core import Exercise, Level, expect
+from smolsynth.exercises.core import Exercise, Level, dataset_of, dropped_count, expect
 
 NOTEBOOK = "00_setup"
-
-
-def _dataset_of(value: Any, name: str, made_by: str) -> Any:
-    """The ``datasets.Dataset`` inside a RunResult (or the Dataset itself), with a learner-facing error otherwise."""
-    dataset = getattr(value, "dataset", value)
-    expect(hasattr(dataset, "column_names") and hasattr(dataset, "__len__"),
-           f"`{name}` should be what `{made_by}` returns (a result with `.dataset` and `.report`); "
-           f"it is a {type(value).__name__}.")
-    return dataset
-
-
-def _dropped_count(value: Any) -> int:
-    """How many input rows a RunResult dropped (0 for a bare Dataset)."""
-    dropped = getattr(value, "dropped", None)
-    if dropped is None:
-        return 0
-    return dropped if isinstance(dropped, int) else len(dropped)
 
 
 class FirstDataset(Exercise):
@@ -65,7 +48,7 @@ class FirstDataset(Exercise):
         expect(len({i.strip().lower() for i in my_instructions}) == n,
                "Two of your instructions are the same: repeated rows teach a model nothing new. Make each one "
                "different.")
-        dataset = _dataset_of(my_result, "my_result", "generate(...)")
+        dataset = dataset_of(my_result, "my_result", "generate(...)")
         missing = {"instruction", "generation"} - set(dataset.column_names)
         expect(not missing, f"`my_result` has no {' or '.join(sorted(missing))} column: make it with "
                             "`generate(my_instructions, ...)`, which returns both.")
@@ -73,7 +56,7 @@ class FirstDataset(Exercise):
         expect(set(rows) <= set(my_instructions),
                "`my_result` holds answers to instructions that are not in `my_instructions`: did you generate "
                "from another list? Run `generate` on `my_instructions` again.")
-        dropped = _dropped_count(my_result)
+        dropped = dropped_count(my_result)
         expect(len(rows) + dropped == n,
                f"`my_result` accounts for {len(rows) + dropped} instruction(s) (rows plus dropped ones), but "
                f"`my_instructions` has {n}: generate from the whole list, once.")
@@ -116,13 +99,13 @@ class TaskWithSystemPrompt(Exercise):
         expect(messages[0].get("role") == "system" and messages[0].get("content") == prompt,
                "The prompt `my_task` builds does not start with your system prompt: build the task with "
                "`system_prompt=` rather than adding it to the instruction text.")
-        dataset = _dataset_of(my_task_result, "my_task_result", "run(my_task, rows)")
+        dataset = dataset_of(my_task_result, "my_task_result", "run(my_task, rows)")
         expect("generation" in dataset.column_names,
                "`my_task_result` has no `generation` column: make it with `run(my_task, rows)`.")
         if "model_name" in dataset.column_names:
             expect(set(dataset["model_name"]) <= {my_task.llm.model_name},
                    "`my_task_result` was made by another model than `my_task`'s: run `my_task` itself.")
-        total = len(dataset) + _dropped_count(my_task_result)
+        total = len(dataset) + dropped_count(my_task_result)
         expect(total >= 2, f"`my_task_result` covers {total} instruction(s); run the task on at least two.")
         expect(all(isinstance(g, str) for g in dataset["generation"]),
                "Some rows of `my_task_result` have no generated text: look at its `.report` to see why.")

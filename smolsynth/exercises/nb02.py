@@ -18,23 +18,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from smolsynth.exercises.core import Exercise, Level, expect
+from smolsynth.exercises.core import Exercise, Level, dataset_of, dropped_count, expect
 
 NOTEBOOK = "02_preferences"
-
-
-def _dataset_of(value: Any, name: str, made_by: str) -> Any:
-    """The ``datasets.Dataset`` inside a result (or the Dataset itself), with a learner-facing error otherwise."""
-    dataset = getattr(value, "dataset", value)
-    expect(hasattr(dataset, "column_names") and hasattr(dataset, "__len__"),
-           f"`{name}` should be what `{made_by}` returns (a result with `.dataset` and `.report`); "
-           f"it is a {type(value).__name__}.")
-    return dataset
-
-
-def _dropped_count(value: Any) -> int:
-    dropped = getattr(value, "dropped", None)
-    return 0 if dropped is None else len(dropped)
 
 
 def _check_judged(dataset: Any, name: str) -> None:
@@ -94,9 +80,9 @@ class JudgeAndBinarize(Exercise):
     def _check(self, my_judged: Any, my_pairs: Any) -> str:
         from smolsynth.preferences import DEFAULT_RULE
 
-        judged = _dataset_of(my_judged, "my_judged", "judge(...)")
+        judged = dataset_of(my_judged, "my_judged", "judge(...)")
         _check_judged(judged, "my_judged")
-        pairs = _dataset_of(my_pairs, "my_pairs", "binarize(...)")
+        pairs = dataset_of(my_pairs, "my_pairs", "binarize(...)")
         _check_pairs(pairs, "my_pairs")
         rule = _rule_of(my_pairs, "my_pairs")
         expect(rule == DEFAULT_RULE, f"`my_pairs` was made with the rule {rule!r}; this exercise asks for the default "
@@ -104,7 +90,7 @@ class JudgeAndBinarize(Exercise):
         instructions = set(judged["instruction"])
         expect(all(p[-1]["content"] in instructions for p in pairs["prompt"]),
                "Some prompts of `my_pairs` are not instructions of `my_judged`: binarize `my_judged` itself.")
-        dropped = _dropped_count(my_pairs)
+        dropped = dropped_count(my_pairs)
         expect(len(pairs) + dropped == len(judged),
                f"`my_pairs` accounts for {len(pairs) + dropped} rows (pairs plus dropped) but `my_judged` has "
                f"{len(judged)}: binarize all of `my_judged`, once.")
@@ -130,13 +116,13 @@ class EvolvedCandidates(Exercise):
     def _check(self, my_evolved: Any, my_evolved_judged: Any, my_mean_by_source: Any) -> str:
         from smolsynth.preferences import ratings_table
 
-        evolved = _dataset_of(my_evolved, "my_evolved", "evolve_quality(...)")
+        evolved = dataset_of(my_evolved, "my_evolved", "evolve_quality(...)")
         expect("sources" in evolved.column_names and len(evolved) > 0,
                "`my_evolved` has no `sources` column: make it with `evolve_quality(...)` on the pooled rows.")
         with_evol = sum(any(str(s).startswith("evol:") for s in row) for row in evolved["sources"])
         expect(with_evol > 0, "No row of `my_evolved` has an EvolQuality candidate (a `sources` entry starting with "
                               "`evol:`): pass at least one rewrite direction to `evolve_quality`.")
-        judged = _dataset_of(my_evolved_judged, "my_evolved_judged", "judge(...)")
+        judged = dataset_of(my_evolved_judged, "my_evolved_judged", "judge(...)")
         _check_judged(judged, "my_evolved_judged")
         expect("sources" in judged.column_names and set(judged["instruction"]) <= set(evolved["instruction"]),
                "`my_evolved_judged` is not a judgment of `my_evolved`: run `judge` on `my_evolved.dataset`.")
@@ -187,7 +173,7 @@ class PositionBiasAndRule(Exercise):
                "rate means something.")
         expect(my_bias.compared + my_bias.ties == len(my_bias.rows) and 0.0 <= my_bias.flip_rate <= 1.0,
                "`my_bias` does not add up: make it with `position_bias(...)` and leave it as it is.")
-        pairs = _dataset_of(my_final_pairs, "my_final_pairs", "binarize(...)")
+        pairs = dataset_of(my_final_pairs, "my_final_pairs", "binarize(...)")
         _check_pairs(pairs, "my_final_pairs")
         rule = _rule_of(my_final_pairs, "my_final_pairs")
         expect(rule == my_rule, f"`my_final_pairs` was made with {rule!r}, not with your choice `my_rule` "
