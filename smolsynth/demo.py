@@ -49,15 +49,11 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
         raise ValueError(f"rows={rows}: the demo needs at least 2 instructions to make pairs; e.g. --rows 8.")
     if steps < 1:
         raise ValueError(f"steps={steps}: train at least one step; e.g. --steps 4.")
-    from smolsynth.instructions import to_sft
-    from smolsynth.llm import LocalLLM
+    from smolsynth.instructions import magpie, to_sft
     from smolsynth.models import resolve_model
     from smolsynth.preferences import DEFAULT_GENERATORS, binarize, judge, pool_responses
-    from smolsynth.runner import run
     from smolsynth.training import dpo, sft
-    from smolsynth.verbosity import import_distilabel
 
-    tasks = import_distilabel("distilabel.steps.tasks")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model_id = resolve_model(model, fallback_to_tiny=True)
@@ -65,14 +61,10 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     reports: list[Report] = []
     print(f"smolsynth demo: model {model_id}, {rows} instructions, {steps} training steps each -> {out}/")
 
-    def llm(temperature: float, **extra: Any) -> Any:
-        return LocalLLM(model_id, seed=seed, generation_kwargs={"max_new_tokens": max_new_tokens,
-                                                                  "temperature": temperature, **extra})
-
     # 1. instructions, Magpie-style: the model writes the user's turn from the bare pre-query template
-    magpie = tasks.Magpie(llm=llm(1.0, top_p=1.0), n_turns=1, only_instruction=True)
-    result = run(magpie, rows, desc="instructions", progress=progress)
-    reports.append(result.report)
+    result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=max_new_tokens, seed=seed,
+                    progress=progress)
+    reports.extend(result.stages)
     instructions = result.dataset.select_columns(["instruction"])
     _save(instructions, out, "instructions")
 

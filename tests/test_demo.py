@@ -37,7 +37,7 @@ def test_demo_writes_every_dataset_as_parquet_and_jsonl_and_a_summary(demo):
         assert len(parquet) == len(lines) > 0, name
     summary = json.loads((out / "summary.json").read_text())
     stages = [s["step"] for s in summary["stages"]]
-    assert stages[0] == "instructions" and stages[-1].startswith("DPO")
+    assert stages[0] == "magpie" and stages[-1].startswith("DPO")
     assert any(s.startswith("judge") for s in stages) and any(s.startswith("SFT") for s in stages)
     for stage in summary["stages"]:  # nothing silent: every row is kept or dropped with a reason
         assert stage["rows_in"] == stage["rows_out"] + sum(stage["dropped"].values()), stage
