@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
-from smolsynth.report import Report, ReportTable
+from smolsynth.report import Report, ReportTable, count_reasons
 from smolsynth.runner import RunResult, as_rows, to_dataset
 from smolsynth.stats import NearDuplicateIndex, normalize_text
 
@@ -76,10 +76,6 @@ class StagedResult(RunResult):
 
     def _repr_html_(self) -> str:
         return self.funnel._repr_html_() + f"<p><strong>total</strong>: {self.report}</p>"
-
-
-def _count(rows: Iterable[Row]) -> Dict[str, int]:
-    return dict(Counter(row["reason"] for row in rows))
 
 
 def _sum_dropped(reports: Iterable[Report]) -> Dict[str, int]:
@@ -241,7 +237,7 @@ def to_sft(data: Any, *, instruction_column: str = "instruction", response_colum
             kept.append({"messages": messages})
         else:
             kept.append({"prompt": messages[:-1], "completion": messages[-1:]})
-    report = Report("to_sft", rows_in=len(rows), rows_out=len(kept), dropped=_count(dropped),
+    report = Report("to_sft", rows_in=len(rows), rows_out=len(kept), dropped=count_reasons(dropped),
                     seconds=time.perf_counter() - started)
     return RunResult(dataset=to_dataset(kept), dropped=to_dataset(dropped), report=report)
 
@@ -367,7 +363,7 @@ def filter_instructions(candidates: Any, *, references: Sequence[str] = (), colu
             continue
         kept.append(out)
         pool.append(text.strip())
-    report = Report(step, rows_in=len(rows), rows_out=len(kept), dropped=_count(dropped),
+    report = Report(step, rows_in=len(rows), rows_out=len(kept), dropped=count_reasons(dropped),
                     seconds=round(time.perf_counter() - started, 3))
     return RunResult(dataset=to_dataset(kept), dropped=to_dataset(dropped), report=report)
 
@@ -433,7 +429,7 @@ def _staged(step: str, stages: List[Report], *, kept: Any, dropped: List[Row], r
             model: Optional[str], params: Dict[str, Any]) -> StagedResult:
     n_in, n_out = _tokens(stages)
     kept_ds = kept if hasattr(kept, "column_names") else to_dataset(kept)
-    report = Report(step, rows_in=rows_in, rows_out=len(kept_ds), dropped=_count(dropped), input_tokens=n_in,
+    report = Report(step, rows_in=rows_in, rows_out=len(kept_ds), dropped=count_reasons(dropped), input_tokens=n_in,
                     output_tokens=n_out, seconds=round(time.perf_counter() - started, 3), model=model)
     return StagedResult(dataset=kept_ds, dropped=to_dataset(dropped), report=report, stages=stages, params=params)
 
@@ -678,7 +674,7 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
     kept, removed = _filter_magpie_rows(rows, n_turns=n_turns, only_instruction=only_instruction,
                                         near_duplicate_threshold=near_duplicate_threshold)
     filter_report = Report("filter (colon, duplicates)", rows_in=len(rows), rows_out=len(kept),
-                           dropped=_count(removed), seconds=round(time.perf_counter() - t, 3))
+                           dropped=count_reasons(removed), seconds=round(time.perf_counter() - t, 3))
     return _staged("magpie", [generated.report, filter_report], kept=kept, dropped=dropped + removed,
                    rows_in=num_rows, started=started, model=generated.report.model,
                    params={"num_rows": num_rows, "n_turns": n_turns, "system_prompt": system_prompt})
@@ -893,7 +889,7 @@ def evol_instruct(seeds: Sequence[str], *, rounds: int = 2, mutations: Optional[
             reason = evolution_elimination_reason(row["parent"], row["instruction"])
             (ruled.append({**row, "reason": reason}) if reason else after_rules.append(row))
         rules_report = Report(f"round {round_no}: rules (instruction)", rows_in=len(candidates),
-                              rows_out=len(after_rules), dropped=_count(ruled), seconds=round(time.perf_counter() - t, 3))
+                              rows_out=len(after_rules), dropped=count_reasons(ruled), seconds=round(time.perf_counter() - t, 3))
         judged_out: List[Row] = []
         after_judge = after_rules
         if judge_task is not None:
@@ -910,7 +906,7 @@ def evol_instruct(seeds: Sequence[str], *, rounds: int = 2, mutations: Optional[
                     judged_out.append({**row, "reason": "no_information_gain" if verdict == "equal"
                                        else "judge_unparsed"})
             judge_report = Report(f"round {round_no}: judge (information gain)", rows_in=len(after_rules),
-                                  rows_out=len(after_judge), dropped=_count(judged_out),
+                                  rows_out=len(after_judge), dropped=count_reasons(judged_out),
                                   input_tokens=verdicts.report.input_tokens,
                                   output_tokens=verdicts.report.output_tokens, seconds=verdicts.report.seconds,
                                   cached_rows=verdicts.report.cached_rows, model=verdicts.report.model)
@@ -927,7 +923,7 @@ def evol_instruct(seeds: Sequence[str], *, rounds: int = 2, mutations: Optional[
             reason = evolution_elimination_reason(row["parent"], row["instruction"], row.get("response") or "")
             (response_out.append({**row, "reason": reason}) if reason else final.append(row))
         response_report = Report(f"round {round_no}: rules (response)", rows_in=len(answered_rows),
-                                 rows_out=len(final), dropped=_count(response_out),
+                                 rows_out=len(final), dropped=count_reasons(response_out),
                                  seconds=round(time.perf_counter() - t, 3))
         answered.report.step = f"round {round_no}: responses"
         stages += [evolved.report, rules_report] + ([judge_report] if judge_task is not None else []) + \

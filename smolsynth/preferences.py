@@ -72,7 +72,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from smolsynth.report import Report, ReportTable
+from smolsynth.report import Report, ReportTable, count_reasons
 from smolsynth.runner import RunResult, as_rows, to_dataset
 
 Rule = Literal["best-vs-random", "best-vs-worst", "best-vs-random-lower"]
@@ -106,16 +106,9 @@ class PreferenceResult(RunResult):
         return Report.combine([*self.steps, self.report])
 
 
-def _reasons(dropped: Iterable[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for row in dropped:
-        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-    return counts
-
-
 def _result(step: str, rows_in: int, kept: list[dict[str, Any]], dropped: list[dict[str, Any]], steps: list[Report],
             started: float, model: str | None = None) -> PreferenceResult:
-    report = Report(step, rows_in=rows_in, rows_out=len(kept), dropped=_reasons(dropped),
+    report = Report(step, rows_in=rows_in, rows_out=len(kept), dropped=count_reasons(dropped),
                     input_tokens=sum(r.input_tokens for r in steps), output_tokens=sum(r.output_tokens for r in steps),
                     seconds=round(time.perf_counter() - started, 3),
                     cached_rows=min(rows_in, max((r.cached_rows for r in steps), default=0)),

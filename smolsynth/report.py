@@ -19,6 +19,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Optional
 
 
+def count_reasons(dropped: Iterable[Dict[str, Any]]) -> Dict[str, int]:
+    """Rows set aside, counted by their ``reason`` (the ``dropped`` field of a :class:`Report`).
+
+    >>> count_reasons([{"reason": "tie"}, {"reason": "tie"}, {"reason": "missing_ratings"}])
+    {'tie': 2, 'missing_ratings': 1}
+    """
+    counts: Dict[str, int] = {}
+    for row in dropped:
+        counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+    return counts
+
+
 @dataclass
 class Report:
     """The account of one step.

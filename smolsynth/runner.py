@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Tuple, Union
 
 from smolsynth.cache import ResultCache, _default, fingerprint, task_config
-from smolsynth.report import Report
+from smolsynth.report import Report, count_reasons
 
 Row = Dict[str, Any]
 Validator = Callable[[Row, Any], Optional[str]]
@@ -508,11 +508,8 @@ def run(
         finally:
             bar.close()
 
-    reasons: Dict[str, int] = {}
-    for row in dropped:
-        reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
     llm = getattr(task, "llm", None)
-    report = Report(step=step_name, rows_in=len(rows), rows_out=len(kept), dropped=reasons, input_tokens=n_in,
+    report = Report(step=step_name, rows_in=len(rows), rows_out=len(kept), dropped=count_reasons(dropped), input_tokens=n_in,
                     output_tokens=n_out, seconds=round(time.perf_counter() - started, 3), cached_rows=cached_rows,
                     compute_seconds=round(compute, 3), model=getattr(llm, "model_name", None) if llm else None)
     return RunResult(dataset=to_dataset(kept), dropped=to_dataset(dropped), report=report)

@@ -645,9 +645,13 @@ def _save(trainer: Any, tokenizer: Any, output_dir: str, lora: bool) -> Any:
     return model
 
 
-def _finish(trainer: Any, kind: Literal["sft", "dpo"], *, tokenizer: Any, output_dir: str, profile: TrainingProfile,
-            before: dict[str, Any] | None, metrics: dict[str, Any], train_seconds: float, t_start: float,
-            keep_model: bool) -> TrainingResult:
+def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], *, tokenizer: Any, output_dir: str,
+                    profile: TrainingProfile, before: dict[str, Any] | None, metrics: dict[str, Any], t_start: float,
+                    keep_model: bool) -> TrainingResult:
+    """Train, evaluate after, save the checkpoint and ``smolsynth_training.json``; the :class:`TrainingResult`."""
+    t0 = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - t0
     history = list(trainer.state.log_history)
     after_raw: dict[str, Any] | None = None
     if trainer.eval_dataset is not None and trainer.args.eval_strategy != "no":
@@ -658,7 +662,7 @@ def _finish(trainer: Any, kind: Literal["sft", "dpo"], *, tokenizer: Any, output
             after_raw = trainer.evaluate()
             history = list(trainer.state.log_history)
     if before is not None:
-        history.insert(0, {**{k: v for k, v in before.items()}, "epoch": 0.0, "step": 0})
+        history.insert(0, {**before, "epoch": 0.0, "step": 0})
         metrics.update({f"{k}_before": float(v) for k, v in before.items()
                         if k == "eval_loss" or k.startswith("eval_rewards/")})
     if after_raw is not None:
@@ -744,14 +748,9 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
             "dropped_rows": _dropped(len(train_ds), len(trainer.train_dataset),
                                      "completion empty after truncation to max_length"),
         }
-        before = None
-        if eval_ds is not None:
-            before = {k: v for k, v in trainer.evaluate().items()}
-        t0 = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - t0
-        result = _finish(trainer, "sft", tokenizer=tok, output_dir=output_dir, profile=prof, before=before,
-                         metrics=metrics, train_seconds=train_seconds, t_start=t_start, keep_model=keep_model)
+        before = trainer.evaluate() if eval_ds is not None else None
+        result = _train_and_save(trainer, "sft", tokenizer=tok, output_dir=output_dir, profile=prof, before=before,
+                                 metrics=metrics, t_start=t_start, keep_model=keep_model)
     del trainer
     _release()
     return result
@@ -838,11 +837,8 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
             if eval_ds is None:  # the check ran on training rows: not an eval loss to report
                 before = None
                 trainer.eval_dataset = None
-        t0 = time.perf_counter()
-        trainer.train()
-        train_seconds = time.perf_counter() - t0
-        result = _finish(trainer, "dpo", tokenizer=tok, output_dir=output_dir, profile=prof, before=before,
-                         metrics=metrics, train_seconds=train_seconds, t_start=t_start, keep_model=keep_model)
+        result = _train_and_save(trainer, "dpo", tokenizer=tok, output_dir=output_dir, profile=prof, before=before,
+                                 metrics=metrics, t_start=t_start, keep_model=keep_model)
     del trainer
     _release()
     return result
