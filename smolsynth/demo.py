@@ -15,103 +15,85 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from smolsynth.report import Report
 
-def _save(dataset: Any, out: Path, name: str) -> None:
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+def _save(rows: Any, out: Path, name: str) -> None:
+    from smolsynth.rows import to_dataset
+    from smolsynth.verbosity import no_progress_bars
 
-    was_disabled = are_progress_bars_disabled()
-    disable_progress_bars()  # a bar per tiny file is noise
-    try:
+    dataset = to_dataset(rows) if isinstance(rows, list) else rows
+    with no_progress_bars():  # a bar per tiny file is noise
         dataset.to_parquet(str(out / f"{name}.parquet"))
         dataset.to_json(str(out / f"{name}.jsonl"), lines=True, force_ascii=False)
-    finally:
-        if not was_disabled:
-            enable_progress_bars()
-
-
-def _used(result: Any) -> int:
-    return int(result.metrics.get("train_rows", 0)) + int(result.metrics.get("eval_rows", 0))
 
 
 def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows: int = 8, steps: int = 4,
-             seed: int = 0, max_new_tokens: int = 48, progress: bool = True) -> dict[str, Any]:
+             seed: int = 0, max_new_tokens: int = 256, progress: bool = True) -> dict[str, Any]:
     """Run the demo and return its summary (also written to ``out/summary.json`` and ``out/summary.md``).
 
     ``model`` defaults to ``$SMOLSYNTH_MODEL``, else the hardware profile's model, else, when that model cannot be
-    had offline, ``smolsynth/tiny``. ``rows`` instructions are generated; SFT and DPO each train ``steps`` steps.
+    had offline, the embedded one. ``rows`` instructions are generated; SFT and DPO each train ``steps`` steps.
     """
-    if rows < 2:
-        raise ValueError(f"rows={rows}: the demo needs at least 2 instructions to make pairs; e.g. --rows 8.")
-    if steps < 1:
-        raise ValueError(f"steps={steps}: train at least one step; e.g. --steps 4.")
-    from smolsynth.instructions import magpie, to_sft
+    from smolsynth.arguments import check_number
+    from smolsynth.formats import GENERATION, GENERATIONS, INSTRUCTION, to_sft
+    from smolsynth.instructions import magpie
     from smolsynth.models import resolve_model
-    from smolsynth.preferences import DEFAULT_GENERATORS, binarize, judge, pool_responses
+    from smolsynth.preferences import DEFAULT_RULE, preference_dataset
     from smolsynth.training import dpo, sft
 
+    check_number("rows", rows, minimum=2, integer=True)
+    check_number("steps", steps, minimum=1, integer=True)
+    check_number("max_new_tokens", max_new_tokens, minimum=1, integer=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model_id = resolve_model(model, fallback_to_tiny=True)
+    model_id = resolve_model(model, offline_fallback=True)
     started = time.perf_counter()
     reports: list[Report] = []
     print(f"smolsynth demo: model {model_id}, {rows} instructions, {steps} training steps each -> {out}/")
 
     # 1. instructions, Magpie-style: the model writes the user's turn from the bare pre-query template
-    result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=max_new_tokens, seed=seed,
-                    progress=progress)
-    reports.extend(result.stages)
-    instructions = result.dataset.select_columns(["instruction"])
+    result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=64, seed=seed, progress=progress)
+    reports.extend(result.steps)
+    instructions = [{INSTRUCTION: r[INSTRUCTION]} for r in result.rows]
     _save(instructions, out, "instructions")
 
-    # 2. two responses per instruction, from two generators (one model, two system prompts and temperatures)
-    pooled = pool_responses(instructions, [replace(g, model=model_id) for g in DEFAULT_GENERATORS],
-                            max_new_tokens=max_new_tokens, seed=seed, progress=progress)
-    reports.extend(pooled.steps)
-    responses = pooled.dataset
-    _save(responses, out, "responses")
+    # 2-4. two answers per instruction (one model, two system prompts and temperatures), judged by UltraFeedback with
+    # constrained decoding, then pairs: chosen = best rated, rejected = a random strictly lower one
+    pairs = preference_dataset(instructions, model=model_id, max_new_tokens=max_new_tokens, rule=DEFAULT_RULE,
+                               seed=seed, progress=progress)
+    reports.extend(pairs.steps)
+    _save(pairs.intermediate["candidates"], out, "responses")
+    _save(pairs.intermediate["judged"], out, "judged")
+    _save(pairs.rows, out, "preferences")
 
-    # 3. judge: UltraFeedback's prompt; decoding constrained to the format its parser reads, one rating per response
-    result = judge(responses, model=model_id, seed=seed, progress=progress)
-    reports.append(result.report)
-    judged = result.dataset
-    _save(judged, out, "judged")
-
-    # 4. pairs: chosen = best rated, rejected = a random other response (ultrafeedback_binarized); ties dropped
-    result = binarize(judged, rule="best-vs-random", seed=seed)
-    reports.append(result.report)
-    preferences = result.dataset
-    _save(preferences, out, "preferences")
-
-    # 5. SFT on the instructions with the first generator's responses
-    sft_data = to_sft([{"instruction": r["instruction"], "generation": r["generations"][0]} for r in responses])
+    # 5. SFT on the instructions with the first (concise) generator's answers
+    sft_data = to_sft([{INSTRUCTION: r[INSTRUCTION], GENERATION: r[GENERATIONS][0]}
+                       for r in pairs.intermediate["candidates"]])
     reports.append(sft_data.report)
-    _save(sft_data.dataset, out, "sft")
-    t = time.perf_counter()
-    sft_result = sft(sft_data.dataset, model=model_id, output_dir=str(out / "sft-model"), max_steps=steps, seed=seed)
-    reports.append(Report("SFT (train + eval rows)", rows_in=len(sft_data.dataset), rows_out=_used(sft_result),
-                          dropped=dict(sft_result.metrics.get("dropped_rows") or {}), model=model_id,
-                          seconds=time.perf_counter() - t))
+    _save(sft_data.rows, out, "sft")
+    sft_result = sft(sft_data.rows, model=model_id, output_dir=str(out / "sft-model"), max_steps=steps, seed=seed)
+    reports.append(sft_result.report)
 
     # 6. DPO from the saved SFT checkpoint (its own reference: margins start at 0)
     dpo_result = None
-    if len(preferences) >= 2:
-        t = time.perf_counter()
-        dpo_result = dpo(preferences, model=sft_result.output_dir, output_dir=str(out / "dpo-model"),
+    if len(pairs.rows) >= 2:
+        dpo_result = dpo(pairs.rows, model=sft_result.output_dir, output_dir=str(out / "dpo-model"),
                          max_steps=steps, seed=seed)
-        reports.append(Report("DPO (train + eval rows)", rows_in=len(preferences), rows_out=_used(dpo_result),
-                              dropped=dict(dpo_result.metrics.get("dropped_rows") or {}),
-                              model=sft_result.output_dir, seconds=time.perf_counter() - t))
+        reports.append(dpo_result.report)
     else:
-        print(f"DPO skipped: {len(preferences)} pair(s) survived the judge; it needs at least 2 (see summary.md).")
+        print(f"DPO skipped: {len(pairs.rows)} pair(s) survived the judge; it needs at least 2 (see summary.md).")
 
+    gates: dict[str, int] = {}
+    for r in reports:
+        for reason, n in r.dropped.items():
+            gates[reason] = gates.get(reason, 0) + n
     summary = {
         "model": model_id,
         "seconds": round(time.perf_counter() - started, 1),
+        "dropped": gates,
         "stages": [r.as_dict() for r in reports],
         "datasets": {name: f"{name}.parquet" for name in ("instructions", "responses", "judged", "preferences",
                                                           "sft")},

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import gc
 import json
 from collections.abc import Mapping, Sequence
@@ -40,9 +42,10 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str | list[di
     import torch
     from transformers import GenerationConfig
 
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None or tokenizer.padding_side != "left":
+        tokenizer = copy.copy(tokenizer)  # the caller's tokenizer is left as it is
+        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+        tokenizer.padding_side = "left"
     eos = [t for t in {tokenizer.eos_token_id, *(_as_list(model.generation_config.eos_token_id))} if t is not None]
     gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos or None,
                            pad_token_id=tokenizer.pad_token_id)

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from smolsynth.arguments import check_number
 from smolsynth.course import data_path
+from smolsynth.preferences import DEFAULT_RULE
 from smolsynth.report import Report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,6 +68,9 @@ SAMPLE_INSTRUCTIONS: tuple[str, ...] = (
     "How do vaccines train the immune system?",
 )
 """The built-in instructions the notebooks use when no earlier notebook left data: varied, short, harmless."""
+
+SFT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and precisely."
+"""The system prompt of the SFT answers made on the spot: a small model asked to be brief finishes within budget."""
 
 @dataclass
 class CourseData:
@@ -113,15 +118,11 @@ class CourseModel:
 
 
 def _instructions(instructions: Any, rows: int | None) -> list[str]:
-    chosen = list(SAMPLE_INSTRUCTIONS if instructions is None else instructions)
-    if not chosen or not all(isinstance(i, str) and i.strip() for i in chosen):
-        raise ValueError("instructions must be a non-empty list of non-empty strings, e.g. "
-                         "['Explain recursion.', 'Name a fruit.'] (or None for SAMPLE_INSTRUCTIONS).")
-    if rows is not None:
-        if rows < 1:
-            raise ValueError(f"rows={rows}: ask for at least 1 row.")
-        chosen = chosen[:rows]
-    return chosen
+    from smolsynth.arguments import check_texts
+
+    chosen = check_texts("instructions", list(SAMPLE_INSTRUCTIONS) if instructions is None else instructions)
+    check_number("rows", rows, minimum=1, integer=True, allow_none=True)
+    return chosen if rows is None else chosen[:rows]
 
 
 def _load_saved(path: Path, validate: Any) -> tuple[Any, str | None]:
@@ -145,132 +146,118 @@ def _load_saved(path: Path, validate: Any) -> tuple[Any, str | None]:
     return saved, None
 
 
+def _load_or_make(name: str, *, what: str, unit: str, validate: Any, path: str | Path | None, rows: int | None,
+                  min_rows: int, make: Any) -> CourseData:
+    """The saved hand-off ``name`` when it reads back, validates and has ``min_rows`` usable rows (at most ``rows``
+    of them used); otherwise what ``make()`` returns, with a note saying why."""
+    check_number("rows", rows, minimum=1, integer=True, allow_none=True)
+    check_number("min_rows", min_rows, minimum=1, integer=True)
+    where = Path(path) if path is not None else data_path(name)
+    saved, why_not = _load_saved(where, validate)
+    if saved is not None:
+        usable = len(validate(saved).rows)
+        if usable < min_rows:
+            saved, why_not = None, f"it has {usable} usable {unit}, fewer than the {min_rows} this notebook needs"
+    if saved is not None:
+        n = len(saved) if rows is None else min(rows, len(saved))
+        used = saved.select(range(n)) if n < len(saved) else saved
+        of = f"{n} of its {len(saved)} {unit}" if n < len(saved) else f"all {n} {unit}"
+        return CourseData(dataset=used, source="saved", path=where, note=f"Loaded {what} saved at {where}: {of}.")
+    made = make()
+    if len(made.dataset) < min_rows:
+        raise ValueError(f"Only {len(made.dataset)} {unit} could be made on the spot (see the reports below), fewer "
+                         f"than min_rows={min_rows}: ask for more rows, e.g. rows={2 * (rows or len(SAMPLE_INSTRUCTIONS))}."
+                         f"\n{Report.combine(made.reports)}")
+    made.path = where
+    made.note = f"No usable {what} at {where} ({why_not}). " + made.note
+    return made
+
+
 # ----------------------------------------------------------------------------------------------------------- SFT
 def make_sft_data(instructions: Any = None, *, rows: int | None = None, model: str | None = None,
-                  max_new_tokens: int = 128, seed: int = 0, progress: bool = True) -> CourseData:
-    """Make a small SFT dataset: ``generate`` an answer to each instruction, then ``to_sft`` (a ``messages`` column).
+                  max_new_tokens: int = 256, seed: int = 0, progress: bool = True) -> CourseData:
+    """Make a small SFT dataset: :func:`~smolsynth.generation.generate` an answer to each instruction (greedy,
+    asked to be concise, so answers finish within budget), then :func:`~smolsynth.formats.to_sft`.
 
     ``instructions`` defaults to :data:`SAMPLE_INSTRUCTIONS`; ``rows`` keeps the first ``rows`` of them. Rows whose
-    answer failed are dropped and counted in the reports.
-
-    >>> make_sft_data(rows=2, model="smolsynth/tiny", max_new_tokens=8, progress=False).dataset.column_names
-    ['messages']
+    answer failed (or was cut off) are dropped and counted in the reports.
     """
+    from smolsynth.formats import to_sft
     from smolsynth.generation import generate
-    from smolsynth.instructions import to_sft
     from smolsynth.models import resolve_model
 
     chosen = _instructions(instructions, rows)
     model_id = resolve_model(model)
-    answers = generate(chosen, model=model_id, max_new_tokens=max_new_tokens, seed=seed, progress=progress,
-                       desc="answers")
-    converted = to_sft(answers.dataset)
+    answers = generate(chosen, model=model_id, system_prompt=SFT_SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
+                       temperature=0.0, seed=seed, progress=progress, desc="answers")
+    converted = to_sft(answers.rows)
     return CourseData(dataset=converted.dataset, source="made", path=data_path("sft"),
-                      note=f"Made {len(converted.dataset)} SFT rows on the spot: {model_id} answered "
+                      note=f"Made {len(converted.rows)} SFT rows on the spot: {model_id} answered "
                            f"{len(chosen)} instructions.",
                       reports=[answers.report, converted.report])
 
 
 def sft_data(*, rows: int | None = None, min_rows: int = 4, instructions: Any = None, model: str | None = None,
-             max_new_tokens: int = 128, path: str | Path | None = None, seed: int = 0,
+             max_new_tokens: int = 256, path: str | Path | None = None, seed: int = 0,
              progress: bool = True) -> CourseData:
     """Notebook 01's SFT dataset if it is saved (at most ``rows`` rows of it), else a small one made on the spot.
 
-    The saved dataset (``path``, default ``data_path("sft")``) is used when it reads back, has a ``messages`` (or
-    ``prompt``/``completion``) column in the format TRL takes, and at least ``min_rows`` rows; otherwise
-    :func:`make_sft_data` makes ``rows`` rows from ``instructions``. The ``note`` says which happened and why.
+    The saved dataset (``path``, default ``data_path("sft")``) is used when it reads back, is in the format TRL takes
+    and has at least ``min_rows`` rows; otherwise :func:`make_sft_data` makes ``rows`` rows from ``instructions``.
+    The ``note`` says which happened and why.
 
-    >>> data = sft_data(rows=3, model="smolsynth/tiny", max_new_tokens=8, path="/nonexistent", progress=False)
-    >>> data.source, len(data) <= 3
-    ('made', True)
+    >>> data = sft_data(rows=3, model="smolsynth/tiny", max_new_tokens=8, path="/nonexistent", progress=False,
+    ...                 min_rows=1)  # doctest: +SKIP
     """
-    from smolsynth.training import validate_sft_dataset
+    from smolsynth.formats import validate_sft_dataset
 
-    where = Path(path) if path is not None else data_path("sft")
-    saved, why_not = _load_saved(where, validate_sft_dataset)
-    if saved is not None and len(saved) < min_rows:
-        saved, why_not = None, f"it has {len(saved)} rows, fewer than the {min_rows} this notebook needs"
-    if saved is not None:
-        n = len(saved) if rows is None else min(rows, len(saved))
-        used = saved.select(range(n)) if n < len(saved) else saved
-        of = f"{n} of its {len(saved)} rows" if n < len(saved) else f"all {n} rows"
-        return CourseData(dataset=used, source="saved", path=where,
-                          note=f"Loaded the SFT dataset notebook 01 saved at {where}: {of}.")
-    made = make_sft_data(instructions, rows=rows, model=model, max_new_tokens=max_new_tokens, seed=seed,
-                         progress=progress)
-    made.path = where
-    made.note = f"No usable SFT dataset from notebook 01 at {where} ({why_not}). " + made.note
-    return made
+    return _load_or_make("sft", what="the SFT dataset of notebook 01", unit="rows", validate=validate_sft_dataset,
+                         path=path, rows=rows, min_rows=min_rows,
+                         make=lambda: make_sft_data(instructions, rows=rows, model=model,
+                                                    max_new_tokens=max_new_tokens, seed=seed, progress=progress))
 
 
 # ----------------------------------------------------------------------------------------------------------- DPO
 def make_preference_pairs(instructions: Any = None, *, rows: int | None = None, model: str | None = None,
-                          max_new_tokens: int = 128, rationale_chars: int = 200,
-                          rule: str = "best-vs-random", seed: int = 0, progress: bool = True) -> CourseData:
-    """Make preference pairs the way notebook 02 does, in miniature.
-
-    Two answers per instruction (:data:`smolsynth.preferences.DEFAULT_GENERATORS`: two system prompts and
-    temperatures on one model) from :func:`~smolsynth.preferences.pool_responses`, rated 1-5 by
-    :func:`~smolsynth.preferences.judge` (distilabel's ``UltraFeedback``, overall rating, decoding constrained so every
-    judgment parses; rationales of at most ``rationale_chars`` characters), then
-    :func:`~smolsynth.preferences.binarize` with ``rule``. Ties and failures are dropped and counted in ``reports``.
-
-    Returns a :class:`CourseData` whose dataset has ``prompt``/``chosen``/``rejected`` message lists plus the
-    ratings and generator names.
+                          max_new_tokens: int = 256, rationale_chars: int = 200, rule: str = DEFAULT_RULE,
+                          seed: int = 0, progress: bool = True) -> CourseData:
+    """Make preference pairs the way notebook 02 does, in miniature: :func:`smolsynth.preferences.preference_dataset`
+    (two answers per instruction from :data:`~smolsynth.preferences.DEFAULT_GENERATORS`, judged by UltraFeedback with
+    constrained decoding, binarized with ``rule``). Ties and failures are dropped and counted in ``reports``.
     """
-    from dataclasses import replace
-
     from smolsynth.models import resolve_model
-    from smolsynth.preferences import DEFAULT_GENERATORS, binarize, judge, pool_responses
+    from smolsynth.preferences import preference_dataset
 
     chosen = _instructions(instructions, rows)
     model_id = resolve_model(model)
-    pooled = pool_responses(chosen, [replace(g, model=model_id) for g in DEFAULT_GENERATORS],
-                            max_new_tokens=max_new_tokens, seed=seed, progress=progress)
-    judged = judge(pooled.dataset, model=model_id, max_rationale_chars=rationale_chars, seed=seed,
-                   progress=progress)
-    pairs = binarize(judged.dataset, rule=rule, seed=seed)  # type: ignore[arg-type]
+    pairs = preference_dataset(chosen, model=model_id, max_new_tokens=max_new_tokens,
+                               max_rationale_chars=rationale_chars, rule=rule, seed=seed,  # type: ignore[arg-type]
+                               progress=progress)
     return CourseData(dataset=pairs.dataset, source="made", path=data_path("dpo"),
-                      note=f"Made {len(pairs.dataset)} preference pairs on the spot from {len(chosen)} instructions: "
+                      note=f"Made {len(pairs.rows)} preference pairs on the spot from {len(chosen)} instructions: "
                            f"two answers each from {model_id}, judged by UltraFeedback on the same model, binarized "
                            f"with the {rule} rule.",
-                      reports=[*pooled.steps, judged.report, pairs.report])
+                      reports=list(pairs.steps))
 
 
 def preference_pairs(*, rows: int | None = None, min_rows: int = 2, instructions: Any = None,
-                     model: str | None = None, max_new_tokens: int = 128, rationale_chars: int = 200,
-                     rule: str = "best-vs-random", path: str | Path | None = None, seed: int = 0,
+                     model: str | None = None, max_new_tokens: int = 256, rationale_chars: int = 200,
+                     rule: str = DEFAULT_RULE, path: str | Path | None = None, seed: int = 0,
                      progress: bool = True) -> CourseData:
     """Notebook 02's preference pairs if saved (at most ``rows`` of them), else pairs made on the spot.
 
-    The saved pairs (``path``, default ``data_path("dpo")``) are used when they read back in the format DPO takes
-    (``prompt``/``chosen``/``rejected``) and at least ``min_rows`` of them differ in chosen and rejected; otherwise
-    :func:`make_preference_pairs` makes them from ``rows`` instructions. Raises ValueError when fewer than
-    ``min_rows`` pairs survive the judge (ask for more ``rows``).
+    The saved pairs (``path``, default ``data_path("dpo")``) are used when they read back in the format DPO takes and
+    at least ``min_rows`` of them differ in chosen and rejected; otherwise :func:`make_preference_pairs` makes them
+    from ``rows`` instructions. Raises ValueError when fewer than ``min_rows`` pairs survive (ask for more ``rows``).
     """
-    from smolsynth.training import validate_dpo_dataset
+    from smolsynth.formats import validate_dpo_dataset
 
-    where = Path(path) if path is not None else data_path("dpo")
-    saved, why_not = _load_saved(where, validate_dpo_dataset)
-    if saved is not None:
-        usable = len(validate_dpo_dataset(saved)[0])
-        if usable < min_rows:
-            saved, why_not = None, f"{usable} usable pairs, fewer than the {min_rows} this notebook needs"
-    if saved is not None:
-        n = len(saved) if rows is None else min(rows, len(saved))
-        used = saved.select(range(n)) if n < len(saved) else saved
-        of = f"{n} of its {len(saved)} pairs" if n < len(saved) else f"all {n} pairs"
-        return CourseData(dataset=used, source="saved", path=where,
-                          note=f"Loaded the preference pairs notebook 02 saved at {where}: {of}.")
-    made = make_preference_pairs(instructions, rows=rows, model=model, max_new_tokens=max_new_tokens,
-                                 rationale_chars=rationale_chars, rule=rule, seed=seed, progress=progress)
-    if len(made.dataset) < min_rows:
-        raise ValueError(f"Only {len(made.dataset)} preference pair(s) survived the judge (ties are dropped; see "
-                         f"the reports below), fewer than min_rows={min_rows}: ask for more rows, e.g. "
-                         f"rows={2 * (rows or len(SAMPLE_INSTRUCTIONS))}.\n{Report.combine(made.reports)}")
-    made.path = where
-    made.note = f"No usable preference pairs from notebook 02 at {where} ({why_not}). " + made.note
-    return made
+    return _load_or_make("dpo", what="the preference pairs of notebook 02", unit="pairs",
+                         validate=validate_dpo_dataset, path=path, rows=rows, min_rows=min_rows,
+                         make=lambda: make_preference_pairs(instructions, rows=rows, model=model,
+                                                            max_new_tokens=max_new_tokens,
+                                                            rationale_chars=rationale_chars, rule=rule, seed=seed,
+                                                            progress=progress))
 
 
 # ----------------------------------------------------------------------------------------------- SFT checkpoint
@@ -289,17 +276,16 @@ def _saved_sft(path: Path) -> tuple[dict[str, Any] | None, str]:
 
 def _chosen_as_messages(pairs: Any) -> Any:
     """Pairs -> an SFT dataset: each prompt followed by its chosen answer (SFT on the preferred answers)."""
-    from datasets import Dataset
+    from smolsynth.formats import validate_dpo_dataset
+    from smolsynth.rows import to_dataset
 
-    from smolsynth.training import validate_dpo_dataset
-
-    data, _ = validate_dpo_dataset(pairs)
+    data = validate_dpo_dataset(pairs).rows
     if isinstance(data[0]["prompt"], str):
         rows = [{"messages": [{"role": "user", "content": r["prompt"]},
                               {"role": "assistant", "content": r["chosen"]}]} for r in data]
     else:
         rows = [{"messages": list(r["prompt"]) + list(r["chosen"])} for r in data]
-    return Dataset.from_list(rows)
+    return to_dataset(rows)
 
 
 def sft_checkpoint(data: Any = None, *, model: str | None = None, path: str | Path | None = None,

@@ -20,8 +20,9 @@ What :func:`run` does:
   recomputes, an interrupted run resumes;
 * checks every output row and sets aside, with a ``reason``, the ones that failed: ``unparsed_output`` (distilabel
   set an output column to None), ``empty_output``, ``wrong_number_of_ratings`` / ``unparsed_rating``
-  (UltraFeedback), ``chosen_equals_rejected`` (DPO formatting), ``exception: <Type>`` (the whole batch raised);
-  add rules for your own task with :func:`register_validator`;
+  (UltraFeedback), ``chosen_equals_rejected`` (DPO formatting), ``exception: <Type>`` (the whole batch raised),
+  and the gates of :mod:`smolsynth.gates`: ``truncated`` (a generation ran out of tokens; ``allow_truncated=True``
+  keeps it) and ``template_echo``; add rules for your own task with :func:`register_validator`;
 * drops distilabel's ``distilabel_metadata`` column unless ``keep_metadata=True``;
 * returns a :class:`RunResult`: ``.dataset`` (kept rows), ``.dropped`` (rows set aside, with ``reason`` and, when
   there is one, ``raw_output`` and ``error``) and ``.report`` (:class:`~smolsynth.report.Report`).
@@ -34,20 +35,23 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import random
 import sys
 import time
 import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Tuple, Union
 
 from smolsynth.cache import ResultCache, _default, fingerprint, task_config
+from smolsynth.formats import same_answer
+from smolsynth.gates import echoes_template, truncated
 from smolsynth.report import Report, count_reasons
+from smolsynth.rows import Result, Row, as_rows
+from smolsynth.verbosity import preserve_logging, quiet_distilabel
 
-Row = Dict[str, Any]
+RunResult = Result  # the name notebooks and earlier versions used; every step returns a Result
+
 Validator = Callable[[Row, Any], Optional[str]]
 
 DISTILABEL_METADATA = "distilabel_metadata"
@@ -83,12 +87,13 @@ def _output_columns(task: Any) -> Dict[str, bool]:
     return {col: bool(req) for col, req in outputs.items() if col != "model_name"}
 
 
-def check_row(task: Any, row: Row) -> Optional[str]:
-    """Why ``row`` (an output of ``task``) must be set aside, or None: the generic rule (no declared output column
-    is None or empty), then the task's registered rules."""
+def check_row(task: Any, row: Row, *, allow_truncated: bool = False) -> Optional[str]:
+    """Why ``row`` (an output of ``task``) must be set aside, or None: the generic rules (no declared output column
+    is None or empty; no generation ran out of tokens unless ``allow_truncated``; no output copies its prompt's
+    scaffolding, see :mod:`smolsynth.gates`), then the task's registered rules."""
     mapped = getattr(task, "output_mappings", {}) or {}
-    for col in _output_columns(task):
-        col = mapped.get(col, col)
+    outputs = [mapped.get(col, col) for col in _output_columns(task)]
+    for col in outputs:
         if col not in row:  # steps declare columns they only write in some configurations
             continue
         value = row[col]
@@ -96,6 +101,10 @@ def check_row(task: Any, row: Row) -> Optional[str]:
             return "unparsed_output"
         if isinstance(value, (str, list)) and len(value) == 0 or isinstance(value, str) and not value.strip():
             return "empty_output"
+    if not allow_truncated and truncated(row.get(DISTILABEL_METADATA)):
+        return "truncated"
+    if any(echoes_template(row.get(col)) for col in outputs):
+        return "template_echo"
     for cls in type(task).__mro__:
         for fn in _VALIDATORS.get(f"{cls.__module__}.{cls.__qualname__}", []):
             reason = fn(row, task)
@@ -104,89 +113,15 @@ def check_row(task: Any, row: Row) -> Optional[str]:
     return None
 
 
-@register_validator("distilabel.steps.tasks.ultrafeedback.UltraFeedback")
-def _one_rating_per_generation(row: Row, task: Any) -> Optional[str]:
-    """UltraFeedback returns as many ratings as sections it parsed ([None] for 2 generations on bad output)."""
-    generations = row.get((getattr(task, "input_mappings", {}) or {}).get("generations", "generations"))
-    ratings = row.get("ratings")
-    if not isinstance(ratings, list) or generations is None:
-        return "unparsed_output"
-    if len(ratings) != len(generations):
-        return "wrong_number_of_ratings"
-    if any(r is None for r in ratings):
-        return "unparsed_rating"
-    return None
-
-
 @register_validator("distilabel.steps.formatting.dpo.FormatTextGenerationDPO")
 def _distinct_pair(row: Row, task: Any) -> Optional[str]:
     """A tie (or missing ratings) makes FormatTextGenerationDPO emit chosen == rejected: useless for DPO."""
-    if row.get("chosen") is not None and row.get("chosen") == row.get("rejected"):
+    if same_answer(row.get("chosen"), row.get("rejected")):
         return "chosen_equals_rejected"
     return None
 
 
-# ----------------------------------------------------------------------------------------------------- logging
-_DISTILABEL_LOGGERS = ("distilabel", "argilla.client.feedback.dataset.local.mixins", "datasets", "httpx",
-                       "openai._base_client", "httpcore.http11", "httpcore.connection", "urllib3.connectionpool",
-                       "filelock", "fsspec", "asyncio", "sentence_transformers.SentenceTransformer", "faiss.loader",
-                       "argilla.sdk")
-
-
-@contextmanager
-def preserve_logging() -> Iterator[None]:
-    """Put the root logger (handlers, level) and the loggers distilabel touches back as they were afterwards.
-
-    distilabel's ``Pipeline.run`` replaces the root logger's handlers with a ``QueueHandler`` and closes the queue
-    at the end; every later log line in the kernel then prints "Logging error ... Queue is closed".
-    """
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    others = {name: (logging.getLogger(name).level, logging.getLogger(name).disabled) for name in _DISTILABEL_LOGGERS}
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-        for name, (lvl, disabled) in others.items():
-            logging.getLogger(name).setLevel(lvl)
-            logging.getLogger(name).disabled = disabled
-
-
-def restore_logging(level: int = logging.WARNING) -> int:
-    """Repair the root logger after a distilabel ``Pipeline`` run made without :func:`run_pipeline`.
-
-    Removes the queue handlers distilabel left there (their queue is closed: every later log line would print
-    "Logging error") and sets the root level back to ``level`` (Python's default, WARNING; distilabel raises it).
-    Returns how many handlers were removed.
-    """
-    from logging.handlers import QueueHandler
-
-    root = logging.getLogger()
-    stale = [h for h in root.handlers if isinstance(h, QueueHandler)]
-    for handler in stale:
-        root.removeHandler(handler)
-    root.setLevel(level)
-    return len(stale)
-
-
-@contextmanager
-def quiet_distilabel(level: int = logging.ERROR) -> Iterator[None]:
-    """Silence distilabel's loggers inside the block (the runner accounts for every failure itself)."""
-    logger = logging.getLogger("distilabel")
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
-
-
+# ----------------------------------------------------------------------------------------------- pipelines
 _FORK_GUARD = {"active": False, "registered": False}
 
 
@@ -216,48 +151,7 @@ def run_pipeline(pipeline: Any, **kwargs: Any) -> Any:
         _FORK_GUARD["active"] = False
 
 
-# ------------------------------------------------------------------------------------------------------ result
-@dataclass
-class RunResult:
-    """What :func:`run` returns: kept rows, rows set aside (with ``reason``), and the report."""
-
-    dataset: Any
-    dropped: Any
-    report: Report
-
-    def __str__(self) -> str:
-        return str(self.report)
-
-    def _repr_html_(self) -> str:
-        return self.report._repr_html_()
-
-
 # ------------------------------------------------------------------------------------------------------- input
-def as_rows(data: Any) -> List[Row]:
-    """Rows as a list of dicts, from a Dataset, a pandas DataFrame, a list of dicts, or a row count (empty rows).
-
-    Raises a TypeError naming the fix for anything else. ``as_rows(2)`` is ``[{}, {}]``.
-    """
-    if isinstance(data, bool):
-        raise TypeError("data=True/False is not data: pass a datasets.Dataset, a list of dicts, or a row count.")
-    if isinstance(data, int):
-        if data < 0:
-            raise ValueError(f"data={data}: a row count must be >= 0.")
-        return [{} for _ in range(data)]
-    if hasattr(data, "to_list") and hasattr(data, "column_names"):  # datasets.Dataset
-        return data.to_list()
-    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas.DataFrame
-        return data.to_dict("records")
-    if isinstance(data, dict):
-        raise TypeError("data is a dict: pass a list of row dicts ([{'instruction': ...}, ...]) or a Dataset.")
-    rows = list(data)
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise TypeError(f"data[{i}] is a {type(row).__name__}, not a dict: every row must be a dict of "
-                            "columns, e.g. [{'instruction': 'Write a haiku.'}].")
-    return rows
-
-
 def _check_task(task: Any) -> None:
     from smolsynth.verbosity import import_distilabel
 
@@ -353,7 +247,7 @@ def _raw_output(row: Row) -> Optional[str]:
     return None
 
 
-def _process_batch(task: Any, rows: List[Row], *, keep_metadata: bool) -> Dict[str, Any]:
+def _process_batch(task: Any, rows: List[Row], *, keep_metadata: bool, allow_truncated: bool) -> Dict[str, Any]:
     llm = getattr(task, "llm", None)
     before = _usage(llm)
     started = time.perf_counter()
@@ -373,7 +267,7 @@ def _process_batch(task: Any, rows: List[Row], *, keep_metadata: bool) -> Dict[s
         n_in, n_out = _tokens_from_metadata(outputs)
     kept, dropped = [], []
     for row in outputs:
-        reason = check_row(task, row)
+        reason = check_row(task, row, allow_truncated=allow_truncated)
         if reason:
             aside = {k: v for k, v in row.items() if k != DISTILABEL_METADATA}
             dropped.append({**aside, "reason": reason, "raw_output": _raw_output(row)})
@@ -384,30 +278,6 @@ def _process_batch(task: Any, rows: List[Row], *, keep_metadata: bool) -> Dict[s
     payload = {"kept": kept, "dropped": dropped, "input_tokens": n_in, "output_tokens": n_out, "seconds": seconds}
     # what is returned is exactly what a cached rerun reads back (tuples become lists, and so on)
     return json.loads(json.dumps(payload, default=_default, ensure_ascii=False))
-
-
-def to_dataset(rows: List[Row]):
-    """A ``datasets.Dataset`` of ``rows`` (columns in order of first appearance; an empty Dataset for no rows).
-
-    A column whose values mix types (a list in one row, a string in another) is stored as JSON text.
-    """
-    import datasets
-
-    if not rows:
-        return datasets.Dataset.from_dict({})
-    columns: Dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    table = {col: [row.get(col) for row in rows] for col in columns}
-    try:
-        return datasets.Dataset.from_dict(table)
-    except Exception:  # a column Arrow cannot type (a list in one row, a string in another): that column as JSON
-        for col, values in table.items():
-            try:
-                datasets.Dataset.from_dict({col: values})
-            except Exception:
-                table[col] = [None if v is None else json.dumps(v, default=_default) for v in values]
-        return datasets.Dataset.from_dict(table)
 
 
 def _load_once(task: Any) -> None:
@@ -432,6 +302,7 @@ def run(
     force: bool = False,
     desc: Optional[str] = None,
     keep_metadata: bool = False,
+    allow_truncated: bool = False,
     progress: bool = True,
     on_error: Literal["drop", "raise"] = "drop",
     cache_dir: Optional[str] = None,
@@ -447,6 +318,8 @@ def run(
         force: recompute even if cached (and overwrite the cache).
         desc: the progress bar's label and the report's step name (default: the task's name).
         keep_metadata: keep distilabel's ``distilabel_metadata`` column (raw prompts and outputs).
+        allow_truncated: keep rows whose generation ran out of ``max_new_tokens`` (default: dropped as
+            ``truncated``; a cut-off answer is not training data).
         progress: show the progress bar.
         on_error: ``"drop"`` sets a batch that raised aside (reason ``exception: <Type>``); ``"raise"`` re-raises.
         cache_dir: where the cache lives (default ``smolsynth_home()/cache``).
@@ -471,7 +344,7 @@ def run(
     step_name = desc or getattr(task, "name", None) or type(task).__name__
     started = time.perf_counter()
 
-    config = task_config(task)
+    config = {**task_config(task), "allow_truncated": bool(allow_truncated)}
     store = ResultCache(fingerprint(config), root=cache_dir, config=config if cache else None, enabled=cache)
     batches = [rows[i:i + size] for i in range(0, len(rows), size)]
     kept: List[Row] = []
@@ -492,7 +365,8 @@ def run(
                 else:
                     _load_once(task)
                     with _seeded(key, getattr(task, "llm", None)):
-                        payload = _process_batch(task, batch, keep_metadata=keep_metadata)
+                        payload = _process_batch(task, batch, keep_metadata=keep_metadata,
+                                                 allow_truncated=allow_truncated)
                     if payload.pop("failed", False):
                         if on_error == "raise":
                             raise RuntimeError(f"{step_name}: batch {index} raised "
@@ -512,8 +386,10 @@ def run(
     report = Report(step=step_name, rows_in=len(rows), rows_out=len(kept), dropped=count_reasons(dropped), input_tokens=n_in,
                     output_tokens=n_out, seconds=round(time.perf_counter() - started, 3), cached_rows=cached_rows,
                     compute_seconds=round(compute, 3), model=getattr(llm, "model_name", None) if llm else None)
-    return RunResult(dataset=to_dataset(kept), dropped=to_dataset(dropped), report=report)
+    return Result(kept, dropped, report)
 
 
-__all__ = ["RunResult", "check_row", "preserve_logging", "quiet_distilabel", "register_validator", "restore_logging",
-           "run", "run_pipeline"]
+__all__ = ["RunResult", "check_row", "register_validator", "run", "run_pipeline"]
+
+
+import smolsynth.ultrafeedback  # noqa: E402,F401  (registers UltraFeedback's row check)

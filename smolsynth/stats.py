@@ -203,7 +203,7 @@ def dataset_stats(data: Any, column: str = "instruction", *, near_duplicate_thre
     """
     import pandas as pd
 
-    from smolsynth.runner import as_rows
+    from smolsynth.rows import as_rows
 
     if isinstance(data, (list, tuple)) and data and all(isinstance(x, str) for x in data):
         values: List[Any] = list(data)

@@ -35,28 +35,30 @@ Saved checkpoints are plain transformers folders (LoRA adapters are merged first
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import dataclasses
 import gc
 import json
-import logging
 import math
 import os
 import time
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from smolsynth.hardware import Hardware
+from smolsynth.arguments import check_number, check_path
+from smolsynth.formats import validate_dpo_dataset, validate_sft_dataset
+from smolsynth.hardware import TrainingProfile, count_parameters, training_profile
+from smolsynth.report import Report
+from smolsynth.rows import Result
+from smolsynth.verbosity import quiet_training, quiet_warnings
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
     from trl import DPOConfig, SFTConfig
 
 __all__ = [
-    "LORA_THRESHOLD_PARAMS",
     "START_MARGIN_TOLERANCE",
     "ReferenceModelError",
     "TrainingProfile",
@@ -64,16 +66,10 @@ __all__ = [
     "count_parameters",
     "dpo",
     "dpo_config",
-    "messages_to_prompt_completion",
     "sft",
     "sft_config",
     "training_profile",
-    "validate_dpo_dataset",
-    "validate_sft_dataset",
 ]
-
-LORA_THRESHOLD_PARAMS = 500_000_000
-"""On a T4-class GPU (and on MPS), models above this many parameters train with LoRA by default."""
 
 START_MARGIN_TOLERANCE = 0.1
 """Largest mean |log pi(y|x) - log pi_ref(y|x)| (in nats, summed over a completion's tokens) accepted before the first
@@ -81,173 +77,11 @@ DPO step. The rewards TRL logs are ``beta`` times this, so with ``beta=0.1`` the
 must lie within +-0.01. When the reference *is* the starting policy they are exactly 0 on a CPU (the same weights run
 the same computation); the in-memory trap gives values of order 1 (0.5-3 measured)."""
 
-_FULL_LR = {"sft": 2e-5, "dpo": 1e-6}
-_LORA_LR = {"sft": 2e-4, "dpo": 5e-6}
-_BYTES_PER_TRAINED_PARAM = 16  # fp32 weights + grads + two AdamW moments
-
-
-# ================================================================================================= profiles
-@dataclass(frozen=True)
-class TrainingProfile:
-    """How to train on a machine: precision, device, memory savers, LoRA, batch and learning rates, and why.
-
-    Built by :func:`training_profile`; every field ends up in the TRL config that :func:`sft_config` /
-    :func:`dpo_config` build, and each can be changed with :func:`dataclasses.replace` or :meth:`with_lora`.
-
-    >>> from smolsynth.hardware import Hardware
-    >>> p = training_profile(Hardware(device="cuda", capability=(7, 5), gpu_memory_gb=15.0, gpu_name="Tesla T4"),
-    ...                      model_params=1_700_000_000)
-    >>> (p.name, p.fp16, p.bf16, p.lora)
-    ('cuda-fp16', True, False, True)
-    """
-
-    name: str
-    dtype: Literal["float32", "float16", "bfloat16"]
-    """Compute precision: mixed-precision autocast dtype on GPUs, plain float32 on CPU."""
-    bf16: bool
-    fp16: bool
-    use_cpu: bool
-    gradient_checkpointing: bool
-    """Recompute activations in the backward pass (``activation_checkpointing`` in transformers 5): less memory,
-    ~20% slower. Off on CPU, where the models that fit are small and time is the scarce resource."""
-    lora: bool
-    per_device_train_batch_size: int
-    gradient_accumulation_steps: int
-    sft_learning_rate: float
-    dpo_learning_rate: float
-    max_length: int
-    """Tokens per sequence (prompt + completion). TRL truncates longer ones; DPO drops rows whose prompt alone is
-    this long (smolsynth counts them in ``metrics["dropped_rows"]``)."""
-    model_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    """dtype the weights are loaded in: float32 for full fine-tuning (mixed precision keeps float32 master weights),
-    the half dtype under LoRA on a GPU (the frozen base weights need no float32 copy; adapters stay float32)."""
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: str | tuple[str, ...] = "all-linear"
-    reason: str = ""
-
-    def learning_rate(self, method: Literal["sft", "dpo"]) -> float:
-        """The learning rate this profile uses for ``"sft"`` or ``"dpo"``."""
-        return {"sft": self.sft_learning_rate, "dpo": self.dpo_learning_rate}[method]
-
-    def with_lora(self, lora: bool) -> TrainingProfile:
-        """This profile with LoRA switched on or off, and the learning rates and weight dtype that go with it.
-
-        >>> training_profile(Hardware(), model_params=400_000).with_lora(True).sft_learning_rate
-        0.0002
-        """
-        if lora == self.lora:
-            return self
-        rates = _LORA_LR if lora else _FULL_LR
-        half = self.dtype if (lora and not self.use_cpu and self.dtype != "float32") else "float32"
-        return dataclasses.replace(self, lora=lora, sft_learning_rate=rates["sft"], dpo_learning_rate=rates["dpo"],
-                                   model_dtype=half,
-                                   reason=self.reason + f" LoRA switched {'on' if lora else 'off'} by request.")
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def training_profile(hardware: Hardware | None = None, model_params: int | None = None) -> TrainingProfile:
-    """The training profile for ``hardware`` (this machine when None) and a model of ``model_params`` parameters.
-
-    Rules (DESIGN.md D5):
-
-    * **CPU**: float32, ``use_cpu=True``, no gradient checkpointing. LoRA only when full fine-tuning would not fit
-      in half the RAM (~16 bytes per trained parameter). Batch 8 for tiny models, else 2 x 4 accumulation.
-    * **CUDA, compute capability < 8** (T4, V100): fp16 mixed precision (bf16 would be emulated), gradient
-      checkpointing, LoRA above ~0.5B parameters (:data:`LORA_THRESHOLD_PARAMS`), or when the size is unknown.
-    * **CUDA, compute capability >= 8** (A100, L4, H100, RTX 30xx+): bf16, gradient checkpointing, LoRA only when
-      full fine-tuning would need more than 3/4 of the GPU memory.
-    * **MPS**: float32 (mixed precision on MPS is not dependable), LoRA above ~0.5B.
-
-    Learning rates: full fine-tuning SFT 2e-5, DPO 1e-6; LoRA SFT 2e-4, DPO 5e-6 (TRL / alignment-handbook recipes).
-
-    >>> training_profile(Hardware(device="cpu"), model_params=400_000).use_cpu
-    True
-    >>> a100 = Hardware(device="cuda", capability=(8, 0), gpu_memory_gb=40.0, gpu_name="A100")
-    >>> training_profile(a100, model_params=1_700_000_000).bf16
-    True
-    """
-    if hardware is None:
-        from smolsynth.hardware import current_profile
-
-        hardware = current_profile().hardware
-    size = f"{model_params / 1e6:,.1f}M-parameter model" if model_params else "model of unknown size"
-
-    def full_ft_fits(memory_gb: float | None, share: float) -> bool:
-        if model_params is None or memory_gb is None:
-            return True
-        return model_params * _BYTES_PER_TRAINED_PARAM <= share * memory_gb * 2**30
-
-    if hardware.device == "cuda":
-        cap = hardware.capability or (0, 0)
-        gpu = f"{hardware.gpu_name or 'the GPU'} (compute capability {cap[0]}.{cap[1]})"
-        if cap[0] >= 8:
-            lora = not full_ft_fits(hardware.gpu_memory_gb, 0.75) if model_params else False
-            name, dtype, bf16, fp16 = "cuda-bf16", "bfloat16", True, False
-            why = f"{gpu}: native bfloat16 mixed precision, gradient checkpointing; "
-            why += ("LoRA, since full fine-tuning of a " + size + " would need more than 3/4 of the GPU memory."
-                    if lora else "full fine-tuning of a " + size + ".")
-        else:
-            lora = model_params is None or model_params > LORA_THRESHOLD_PARAMS
-            name, dtype, bf16, fp16 = "cuda-fp16", "float16", False, True
-            why = (f"{gpu} < 8.0, T4-class: float16 mixed precision (bfloat16 would be emulated and slow), gradient "
-                   "checkpointing; " + ("LoRA for a " + size + " (above ~0.5B parameters, or size unknown)."
-                                        if lora else "full fine-tuning of a " + size + "."))
-        big = lora or (model_params or 0) > 300_000_000
-        batch = 4 if big else 8
-        rates = _LORA_LR if lora else _FULL_LR
-        return TrainingProfile(
-            name=name, dtype=dtype, bf16=bf16, fp16=fp16, use_cpu=False, gradient_checkpointing=True, lora=lora,
-            per_device_train_batch_size=batch, gradient_accumulation_steps=16 // batch,
-            sft_learning_rate=rates["sft"], dpo_learning_rate=rates["dpo"], max_length=1024,
-            model_dtype=dtype if lora else "float32", reason=why)
-    if hardware.device == "mps":
-        lora = model_params is None or model_params > LORA_THRESHOLD_PARAMS
-        rates = _LORA_LR if lora else _FULL_LR
-        return TrainingProfile(
-            name="mps-fp32", dtype="float32", bf16=False, fp16=False, use_cpu=False, gradient_checkpointing=True,
-            lora=lora, per_device_train_batch_size=4, gradient_accumulation_steps=4,
-            sft_learning_rate=rates["sft"], dpo_learning_rate=rates["dpo"], max_length=1024,
-            reason="Apple GPU (MPS): float32 (mixed precision is not dependable there), gradient checkpointing; "
-                   + ("LoRA for a " + size + "." if lora else "full fine-tuning of a " + size + "."))
-    lora = not full_ft_fits(hardware.ram_gb, 0.5)
-    tiny = model_params is not None and model_params < 50_000_000
-    rates = _LORA_LR if lora else _FULL_LR
-    return TrainingProfile(
-        name="cpu-fp32", dtype="float32", bf16=False, fp16=False, use_cpu=True, gradient_checkpointing=False,
-        lora=lora, per_device_train_batch_size=8 if tiny else 2, gradient_accumulation_steps=1 if tiny else 4,
-        sft_learning_rate=rates["sft"], dpo_learning_rate=rates["dpo"], max_length=512,
-        reason="No GPU: float32 on the CPU with use_cpu=True (TRL's bf16 default fails there), no gradient "
-               "checkpointing; " + ("LoRA, since full fine-tuning of a " + size + " would need more than half the RAM."
-                                    if lora else "full fine-tuning of a " + size + "."))
-
-
-def count_parameters(model: Any) -> int:
-    """Number of parameters of ``model`` (a loaded model, a model id or a local path), without loading weights.
-
-    >>> count_parameters("smolsynth/tiny") < 1_000_000
-    True
-    """
-    if hasattr(model, "num_parameters"):
-        return int(model.num_parameters())
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from smolsynth.models import _from_pretrained
-
-    config = _from_pretrained(AutoConfig, str(model))
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config)
-    return int(skeleton.num_parameters())
-
-
 # ================================================================================================= results
-@dataclass
-class TrainingResult:
-    """What :func:`sft` and :func:`dpo` return.
+@dataclass(eq=False)
+class TrainingResult(Result):
+    """What :func:`sft` and :func:`dpo` return: a :class:`~smolsynth.rows.Result` (``rows``: the training rows in
+    TRL's format, ``dropped_rows``, ``report``: rows in and out, dropped by reason, seconds) plus the run.
 
     ``output_dir`` holds a plain transformers checkpoint (model + tokenizer; LoRA merged in) that
     ``smolsynth.load_model(output_dir)`` loads; pass it as ``model=`` to the next step. ``config`` is the TRL config
@@ -258,19 +92,25 @@ class TrainingResult:
     ``ref_model``: pass ``output_dir``).
     """
 
-    kind: Literal["sft", "dpo"]
-    output_dir: str
-    config: Any
-    log_history: list[dict[str, Any]]
-    metrics: dict[str, Any]
-    train_seconds: float
-    profile: TrainingProfile
+    kind: Literal["sft", "dpo"] = "sft"
+    output_dir: str = ""
+    config: Any = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    profile: TrainingProfile | None = None
     model: Any = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.kind.upper()} -> {self.output_dir}: {self.report}"
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:  # a compact card in Jupyter
         rows = "".join(f"<tr><td>{k}</td><td>{_fmt(v)}</td></tr>" for k, v in self.metrics.items())
+        profile = self.profile.name if self.profile else "?"
         return (f"<b>{self.kind.upper()}</b> &rarr; <code>{self.output_dir}</code> "
-                f"({self.train_seconds:.1f} s, profile {self.profile.name})<table>{rows}</table>")
+                f"({self.train_seconds:.1f} s, profile {profile})<table>{rows}</table>")
 
 
 def _fmt(v: Any) -> str:
@@ -282,153 +122,10 @@ class ReferenceModelError(RuntimeError):
 
 
 # ================================================================================================= data
-SFT_FORMAT = ('a "messages" column: per row a list of {"role", "content"} dicts (optionally a system turn first, '
-              'then user/assistant turns, ending with an assistant turn); or "prompt" and "completion" columns')
-DPO_FORMAT = ('"prompt" (a list of {"role", "content"} messages ending with a user turn), "chosen" and "rejected" '
-              '(each a list with one assistant message); or all three as plain strings')
-
-
-def _as_dataset(data: Any, what: str) -> Dataset:
-    from datasets import Dataset
-
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, list):
-        return Dataset.from_list(data)
-    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame
-        return Dataset.from_pandas(data, preserve_index=False)
-    raise TypeError(f"{what}: expected a datasets.Dataset (or a list of dicts / a pandas DataFrame), "
-                    f"got {type(data).__name__}.")
-
-
-def _check_messages(value: Any, *, column: str, row: int, expected: str) -> list[dict[str, str]]:
-    if not isinstance(value, list) or not value:
-        raise ValueError(f"Column {column!r}, row {row}: expected a non-empty list of messages, got "
-                         f"{type(value).__name__} {str(value)[:80]!r}. Expected format: {expected}.")
-    out = []
-    for m in value:
-        if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise ValueError(f"Column {column!r}, row {row}: each message must be a dict with string 'role' and "
-                             f"'content', got {str(m)[:80]!r}. Expected format: {expected}.")
-        out.append({"role": m["role"], "content": m["content"]})
-    return out
-
-
-def validate_sft_dataset(dataset: Any) -> Dataset:
-    """Check SFT data and return it as prompt/completion rows (see :func:`messages_to_prompt_completion`).
-
-    Raises ValueError naming the column and the expected format. Extra columns are dropped (a string ``prompt``
-    beside ``messages`` makes TRL's format detection depend on the hash seed).
-
-    >>> validate_sft_dataset([{"text": "hi"}])
-    Traceback (most recent call last):
-    ...
-    ValueError: SFT data has no 'messages' column (columns: ['text']). Expected a "messages" column: ...
-    """
-    ds = _as_dataset(dataset, "SFT data")
-    if len(ds) == 0:
-        raise ValueError("SFT data is empty.")
-    if "messages" in ds.column_names:
-        return messages_to_prompt_completion(ds)
-    if {"prompt", "completion"} <= set(ds.column_names):
-        ds = ds.select_columns(["prompt", "completion"])
-        first = ds[0]
-        conversational = isinstance(first["prompt"], list)
-        for i, row in enumerate(ds):
-            for col in ("prompt", "completion"):
-                if conversational:
-                    _check_messages(row[col], column=col, row=i, expected=SFT_FORMAT)
-                elif not isinstance(row[col], str):
-                    raise ValueError(f"Column {col!r}, row {i}: mixes strings and message lists. Expected "
-                                     f"{SFT_FORMAT}.")
-        return ds
-    raise ValueError(f"SFT data has no 'messages' column (columns: {ds.column_names}). Expected {SFT_FORMAT}.")
-
-
-def messages_to_prompt_completion(dataset: Dataset) -> Dataset:
-    """Turn a ``messages`` dataset into ``prompt``/``completion`` message lists (all other columns dropped).
-
-    The last message must be the assistant's: it becomes the completion, every turn before it the prompt (system
-    turn and earlier exchanges included), so TRL's completion-only loss trains the final answer only.
-
-    >>> from datasets import Dataset
-    >>> ds = Dataset.from_list([{"messages": [{"role": "user", "content": "Hi"},
-    ...                                       {"role": "assistant", "content": "Hello!"}]}])
-    >>> messages_to_prompt_completion(ds)[0]
-    {'prompt': [{'role': 'user', 'content': 'Hi'}], 'completion': [{'role': 'assistant', 'content': 'Hello!'}]}
-    """
-    from datasets import Dataset
-
-    if "messages" not in dataset.column_names:
-        raise ValueError(f"No 'messages' column (columns: {dataset.column_names}). Expected {SFT_FORMAT}.")
-    rows = []
-    for i, value in enumerate(dataset["messages"]):
-        msgs = _check_messages(value, column="messages", row=i, expected=SFT_FORMAT)
-        if msgs[-1]["role"] != "assistant":
-            raise ValueError(f"Column 'messages', row {i}: the last message must be the assistant's answer (it is "
-                             f"the completion the model learns), got role {msgs[-1]['role']!r}. Expected "
-                             f"{SFT_FORMAT}.")
-        if not any(m["role"] == "user" for m in msgs[:-1]):
-            raise ValueError(f"Column 'messages', row {i}: no user turn before the assistant's answer. Expected "
-                             f"{SFT_FORMAT}.")
-        rows.append({"prompt": msgs[:-1], "completion": msgs[-1:]})
-    return Dataset.from_list(rows)
-
-
-def validate_dpo_dataset(dataset: Any) -> tuple[Dataset, dict[str, int]]:
-    """Check DPO data; return it with only prompt/chosen/rejected, and the rows dropped by reason.
-
-    Rows whose chosen and rejected answers are identical (a tie in the judge's ratings) teach nothing and are
-    dropped and counted (``{"chosen == rejected": n}``). Extra columns (ratings, model names) are dropped.
-
-    >>> validate_dpo_dataset([{"prompt": "Hi", "chosen": "Hello"}])
-    Traceback (most recent call last):
-    ...
-    ValueError: DPO data has no 'rejected' column (columns: ['prompt', 'chosen']). Expected "prompt" ...
-    """
-    ds = _as_dataset(dataset, "DPO data")
-    for col in ("prompt", "chosen", "rejected"):
-        if col not in ds.column_names:
-            raise ValueError(f"DPO data has no {col!r} column (columns: {ds.column_names}). Expected {DPO_FORMAT}.")
-    if len(ds) == 0:
-        raise ValueError("DPO data is empty.")
-    ds = ds.select_columns(["prompt", "chosen", "rejected"])
-    conversational = not isinstance(ds[0]["prompt"], str)
-    keep: list[int] = []
-    for i, row in enumerate(ds):
-        if conversational:
-            prompt = _check_messages(row["prompt"], column="prompt", row=i, expected=DPO_FORMAT)
-            if prompt[-1]["role"] != "user":
-                raise ValueError(f"Column 'prompt', row {i}: the prompt must end with a user turn, got role "
-                                 f"{prompt[-1]['role']!r}. Expected {DPO_FORMAT}.")
-            answers = []
-            for col in ("chosen", "rejected"):
-                msgs = _check_messages(row[col], column=col, row=i, expected=DPO_FORMAT)
-                if len(msgs) != 1 or msgs[0]["role"] != "assistant":
-                    raise ValueError(f"Column {col!r}, row {i}: expected a list with one assistant message, got "
-                                     f"roles {[m['role'] for m in msgs]}. Expected {DPO_FORMAT}.")
-                answers.append(msgs[0]["content"])
-        else:
-            for col in ("prompt", "chosen", "rejected"):
-                if not isinstance(row[col], str):
-                    raise ValueError(f"Column {col!r}, row {i}: a message list in string-format data (row 0 has a "
-                                     f"string prompt); never mix the two. Expected {DPO_FORMAT}.")
-            answers = [row["chosen"], row["rejected"]]
-        if answers[0].strip() != answers[1].strip():
-            keep.append(i)
-    dropped = {"chosen == rejected": len(ds) - len(keep)} if len(keep) < len(ds) else {}
-    if not keep:
-        raise ValueError("DPO data: every row has chosen == rejected; there is nothing to learn from.")
-    return (ds.select(keep) if dropped else ds), dropped
-
-
 def _split(ds: Dataset, eval_fraction: float, eval_dataset: Any, seed: int,
            validate: Any) -> tuple[Dataset, Dataset | None]:
     if eval_dataset is not None:
-        ev = validate(eval_dataset)
-        return ds, (ev[0] if isinstance(ev, tuple) else ev)
-    if not 0 <= eval_fraction < 1:
-        raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}.")
+        return ds, validate(eval_dataset).dataset
     if eval_fraction == 0 or len(ds) < 2:
         return ds, None
     n_eval = min(len(ds) - 1, max(1, round(eval_fraction * len(ds))))
@@ -503,7 +200,7 @@ def sft_config(profile: TrainingProfile | None = None, *, output_dir: str, max_s
                **overrides: Any) -> SFTConfig:
     """The ``SFTConfig`` :func:`sft` runs with, every profile default written out; ``overrides`` win.
 
-    >>> from smolsynth.hardware import Hardware
+    >>> from smolsynth.hardware import TrainingProfile, count_parameters, training_profile
     >>> cfg = sft_config(training_profile(Hardware(), model_params=400_000), output_dir="out", max_steps=3)
     >>> (cfg.use_cpu, cfg.bf16, cfg.completion_only_loss, cfg.report_to)
     (True, False, True, [])
@@ -515,7 +212,7 @@ def sft_config(profile: TrainingProfile | None = None, *, output_dir: str, max_s
     kwargs = _common_kwargs(profile, "sft", output_dir=output_dir, max_steps=max_steps,
                             num_train_epochs=num_train_epochs, total_steps=total, has_eval=has_eval, seed=seed)
     kwargs.update(completion_only_loss=True, assistant_only_loss=False, packing=False)
-    with _quiet_warnings():
+    with quiet_warnings():
         return SFTConfig(**_apply_overrides(kwargs, overrides))
 
 
@@ -524,7 +221,7 @@ def dpo_config(profile: TrainingProfile | None = None, *, output_dir: str, max_s
                seed: int = 0, **overrides: Any) -> DPOConfig:
     """The ``DPOConfig`` :func:`dpo` runs with, every profile default written out; ``overrides`` win.
 
-    >>> from smolsynth.hardware import Hardware
+    >>> from smolsynth.hardware import TrainingProfile, count_parameters, training_profile
     >>> cfg = dpo_config(training_profile(Hardware(), model_params=400_000), output_dir="out", beta=0.2)
     >>> (cfg.beta, cfg.learning_rate, cfg.precompute_ref_log_probs)
     (0.2, 1e-06, False)
@@ -536,52 +233,11 @@ def dpo_config(profile: TrainingProfile | None = None, *, output_dir: str, max_s
     kwargs = _common_kwargs(profile, "dpo", output_dir=output_dir, max_steps=max_steps,
                             num_train_epochs=num_train_epochs, total_steps=total, has_eval=has_eval, seed=seed)
     kwargs.update(beta=beta, loss_type=["sigmoid"], precompute_ref_log_probs=False)
-    with _quiet_warnings():
+    with quiet_warnings():
         return DPOConfig(**_apply_overrides(kwargs, overrides))
 
 
-# ================================================================================================= quiet runs
-@contextlib.contextmanager
-def _quiet_warnings() -> Iterator[None]:
-    with warnings.catch_warnings():
-        for pattern in (r".*`(is_)?gradient_checkpointing\w*` is deprecated",
-                        r".*use_cache=True.* is incompatible with gradient checkpointing",
-                        r".*torch\.utils\.checkpoint.*use_reentrant",
-                        r".*Merge lora module to .* may get different generations",
-                        r".*To copy construct from a tensor"):
-            warnings.filterwarnings("ignore", message=pattern)
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft|accelerate)\b")
-        yield
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Hide dataset-map and weight-loading progress bars, library warnings and deprecation noise; restore after."""
-    import datasets
-    import transformers
-
-    bars_on = datasets.utils.logging.is_progress_bar_enabled()
-    tf_bars_on = transformers.utils.logging.is_progress_bar_enabled()
-    tf_level = transformers.utils.logging.get_verbosity()
-    loggers = {name: logging.getLogger(name).level for name in ("trl", "accelerate", "peft")}
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    for name in loggers:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        with _quiet_warnings():
-            yield
-    finally:
-        if bars_on:
-            datasets.enable_progress_bars()
-        if tf_bars_on:
-            transformers.utils.logging.enable_progress_bar()
-        transformers.utils.logging.set_verbosity(tf_level)
-        for name, level in loggers.items():
-            logging.getLogger(name).setLevel(level)
-
-
+# ================================================================================================= trainers
 def _tidy_callbacks(trainer: Any) -> None:
     """One progress bar: no printed log dicts, no per-evaluation bars (the notebook table is kept as is)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -617,12 +273,38 @@ def _resolve(model: Any, profile: TrainingProfile | None, lora: bool | None,
         n_params = count_parameters(model)
         tok = tokenizer or load_tokenizer(name)
         target = model
-    if tok.pad_token is None:
+    if tok.pad_token is None:  # TRL pads with it; a tokenizer the caller holds is copied, never changed
+        tok = copy.copy(tok) if tokenizer is not None else tok
         tok.pad_token = tok.eos_token
     prof = profile or training_profile(model_params=n_params)
     if lora is not None:
         prof = prof.with_lora(lora)
     return target, name, n_params, prof, tok
+
+
+def _prepare(model: Any, profile: TrainingProfile | None, lora: bool | None, tokenizer: Any,
+             config_overrides: Mapping[str, Any]) -> tuple[Any, str, int, TrainingProfile, Any, dict[str, Any]]:
+    """:func:`_resolve`, and the config overrides (an in-memory model takes no ``model_init_kwargs``)."""
+    target, name, n_params, prof, tok = _resolve(model, profile, lora, tokenizer)
+    overrides = dict(config_overrides)
+    if not isinstance(target, str):
+        overrides.setdefault("model_init_kwargs", None)
+    return target, name, n_params, prof, tok, overrides
+
+
+def _check_training_arguments(max_steps: Any, num_train_epochs: Any, eval_fraction: Any,
+                              overrides: Mapping[str, Any]) -> None:
+    check_number("max_steps", max_steps, minimum=1, integer=True, allow_none=True)
+    check_number("num_train_epochs", num_train_epochs, minimum=0, exclusive_minimum=True)
+    if not (isinstance(eval_fraction, (int, float)) and not isinstance(eval_fraction, bool)
+            and 0 <= eval_fraction < 1):
+        raise ValueError(f"eval_fraction={eval_fraction!r} must be in [0, 1) (the share of rows held out), e.g. "
+                         "eval_fraction=0.1, or 0 for none.")
+    if "learning_rate" in overrides:
+        check_number("learning_rate", overrides["learning_rate"], minimum=0, maximum=1, exclusive_minimum=True)
+    for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length"):
+        if name in overrides:
+            check_number(name, overrides[name], minimum=1, integer=True)
 
 
 def _peft_config(profile: TrainingProfile) -> Any:
@@ -647,7 +329,7 @@ def _save(trainer: Any, tokenizer: Any, output_dir: str, lora: bool) -> Any:
 
 def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], *, tokenizer: Any, output_dir: str,
                     profile: TrainingProfile, before: dict[str, Any] | None, metrics: dict[str, Any], t_start: float,
-                    keep_model: bool) -> TrainingResult:
+                    keep_model: bool, rows_in: int, dropped_rows: list[dict[str, Any]]) -> TrainingResult:
     """Train, evaluate after, save the checkpoint and ``smolsynth_training.json``; the :class:`TrainingResult`."""
     t0 = time.perf_counter()
     trainer.train()
@@ -675,8 +357,12 @@ def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], *, tokenizer: Any
                    examples_per_second=round(seen / train_seconds, 2) if train_seconds > 0 else None)
     model = _save(trainer, tokenizer, output_dir, profile.lora)
     metrics["total_seconds"] = round(time.perf_counter() - t_start, 2)
-    result = TrainingResult(kind=kind, output_dir=str(output_dir), config=trainer.args, log_history=history,
-                            metrics=metrics, train_seconds=round(train_seconds, 3), profile=profile,
+    used = int(metrics.get("train_rows", 0)) + int(metrics.get("eval_rows", 0))
+    report = Report(kind.upper(), rows_in=rows_in, rows_out=used, dropped=dict(metrics.get("dropped_rows") or {}),
+                    seconds=metrics["total_seconds"], compute_seconds=round(train_seconds, 3), model=metrics.get("model"))
+    result = TrainingResult(rows=[], dropped_rows=list(dropped_rows), report=report, kind=kind,
+                            output_dir=str(output_dir), config=trainer.args, log_history=history, metrics=metrics,
+                            train_seconds=round(train_seconds, 3), profile=profile,
                             model=model if keep_model else None)
     with open(Path(output_dir) / "smolsynth_training.json", "w", encoding="utf-8") as fh:
         json.dump({"kind": kind, "metrics": metrics, "log_history": history, "profile": profile.as_dict()},
@@ -728,15 +414,14 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
     from trl import SFTTrainer
 
     t_start = time.perf_counter()
+    _check_training_arguments(max_steps, num_train_epochs, eval_fraction, config_overrides)
+    check_path("output_dir", output_dir)
     train_raw, eval_raw = _split_dict(dataset)
-    data = validate_sft_dataset(train_raw)  # before any model is loaded
-    train_ds, eval_ds = _split(data, eval_fraction, eval_dataset if eval_dataset is not None else eval_raw, seed,
-                               validate_sft_dataset)
-    with _quiet():
-        target, _name, n_params, prof, tok = _resolve(model, profile, lora, tokenizer)
-        overrides = dict(config_overrides)
-        if not isinstance(target, str):
-            overrides.setdefault("model_init_kwargs", None)
+    checked = validate_sft_dataset(train_raw)  # before any model is loaded
+    train_ds, eval_ds = _split(checked.dataset, eval_fraction, eval_dataset if eval_dataset is not None else eval_raw,
+                               seed, validate_sft_dataset)
+    with quiet_training():
+        target, _name, n_params, prof, tok, overrides = _prepare(model, profile, lora, tokenizer, config_overrides)
         cfg = sft_config(prof, output_dir=output_dir, max_steps=max_steps, num_train_epochs=num_train_epochs,
                          n_train_rows=len(train_ds), has_eval=eval_ds is not None, seed=seed, **overrides)
         trainer = SFTTrainer(model=target, args=cfg, train_dataset=train_ds, eval_dataset=eval_ds,
@@ -745,22 +430,22 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
         metrics: dict[str, Any] = {
             "model": _name, "model_params": n_params, "lora": prof.lora, "train_rows": len(trainer.train_dataset),
             "eval_rows": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
-            "dropped_rows": _dropped(len(train_ds), len(trainer.train_dataset),
-                                     "completion empty after truncation to max_length"),
+            "dropped_rows": _dropped(len(train_ds), len(trainer.train_dataset), checked.report.dropped),
         }
         before = trainer.evaluate() if eval_ds is not None else None
         result = _train_and_save(trainer, "sft", tokenizer=tok, output_dir=output_dir, profile=prof, before=before,
-                                 metrics=metrics, t_start=t_start, keep_model=keep_model)
+                                 metrics=metrics, t_start=t_start, keep_model=keep_model,
+                                 rows_in=checked.report.rows_in, dropped_rows=checked.dropped_rows)
     del trainer
     _release()
     return result
 
 
-def _dropped(n_in: int, n_out: int, reason: str, extra: Mapping[str, int] | None = None) -> dict[str, int]:
-    out = dict(extra or {})
+def _dropped(n_in: int, n_out: int, checked: Mapping[str, int]) -> dict[str, int]:
+    """Rows dropped by the format check, and by TRL (rows too long for ``max_length``), by reason."""
+    out = dict(checked)
     if n_out < n_in:
-        out[reason] = n_in - n_out
-        warnings.warn(f"{n_in - n_out} of {n_in} training rows dropped: {reason}.", stacklevel=3)
+        out["too_long_for_max_length"] = n_in - n_out
     return out
 
 
@@ -791,20 +476,21 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
     from trl import DPOTrainer
 
     t_start = time.perf_counter()
-    train_raw, eval_raw = _split_dict(dataset)
-    data, dropped = validate_dpo_dataset(train_raw)  # before any model is loaded
     if model is None:
         raise ValueError("dpo() needs model=: the path of the saved SFT checkpoint (sft_result.output_dir).")
-    train_ds, eval_ds = _split(data, eval_fraction, eval_dataset if eval_dataset is not None else eval_raw, seed,
-                               validate_dpo_dataset)
+    _check_training_arguments(max_steps, num_train_epochs, eval_fraction, config_overrides)
+    check_path("output_dir", output_dir)
+    check_number("beta", beta, minimum=0, exclusive_minimum=True)
+    check_number("start_margin_tolerance", start_margin_tolerance, minimum=0)
+    train_raw, eval_raw = _split_dict(dataset)
+    checked = validate_dpo_dataset(train_raw)  # before any model is loaded
+    train_ds, eval_ds = _split(checked.dataset, eval_fraction, eval_dataset if eval_dataset is not None else eval_raw,
+                               seed, validate_dpo_dataset)
     check_ds = eval_ds
     if check_start_margin and check_ds is None:
         check_ds = train_ds.select(range(min(8, len(train_ds))))
-    with _quiet():
-        target, name, n_params, prof, tok = _resolve(model, profile, lora, tokenizer)
-        overrides = dict(config_overrides)
-        if not isinstance(target, str):
-            overrides.setdefault("model_init_kwargs", None)
+    with quiet_training():
+        target, name, n_params, prof, tok, overrides = _prepare(model, profile, lora, tokenizer, config_overrides)
         cfg = dpo_config(prof, output_dir=output_dir, max_steps=max_steps, num_train_epochs=num_train_epochs,
                          beta=beta, n_train_rows=len(train_ds), has_eval=eval_ds is not None, seed=seed, **overrides)
         ref = ref_model
@@ -821,8 +507,7 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
             "model": name, "model_params": n_params, "lora": prof.lora, "beta": cfg.beta,
             "train_rows": len(trainer.train_dataset),
             "eval_rows": len(trainer.eval_dataset) if eval_ds is not None else 0,
-            "dropped_rows": _dropped(len(train_ds), len(trainer.train_dataset),
-                                     f"prompt alone is >= max_length ({cfg.max_length}) tokens", dropped),
+            "dropped_rows": _dropped(len(train_ds), len(trainer.train_dataset), checked.report.dropped),
         }
         before = None
         if check_start_margin or eval_ds is not None:
@@ -838,7 +523,8 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
                 before = None
                 trainer.eval_dataset = None
         result = _train_and_save(trainer, "dpo", tokenizer=tok, output_dir=output_dir, profile=prof, before=before,
-                                 metrics=metrics, t_start=t_start, keep_model=keep_model)
+                                 metrics=metrics, t_start=t_start, keep_model=keep_model,
+                                 rows_in=checked.report.rows_in, dropped_rows=checked.dropped_rows)
     del trainer
     _release()
     return result

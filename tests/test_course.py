@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from smolsynth import course, notebooks
+from smolsynth import course
 from smolsynth.exercises import exercises_of
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))  # the course build is a repository tool, not part of the package
+import notebooks  # noqa: E402  (tools/notebooks.py)
+
+BUILD = [sys.executable, str(REPO / "tools" / "notebooks.py"), "build"]
 MANIFEST = notebooks.load_manifest(REPO)
 ENTRY = MANIFEST.notebooks[0]
 
@@ -26,9 +30,8 @@ def _built_notebooks() -> list[Path]:
 
 # ------------------------------------------------------------------------------------------------ build is in sync
 def test_committed_files_are_what_the_build_produces() -> None:
-    result = subprocess.run([sys.executable, "-m", "smolsynth.notebooks", "build", "--check"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"run `python -m smolsynth.notebooks build`:\n{result.stderr}"
+    result = subprocess.run([*BUILD, "--check"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"run `{notebooks.BUILD_COMMAND}`:\n{result.stderr}"
 
 
 def test_build_is_deterministic() -> None:
@@ -52,7 +55,7 @@ def test_check_lists_a_stale_notebook_and_build_fixes_it(course_copy: Path) -> N
     nb = json.loads(learner.read_text())
     nb["cells"][3]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hello\n"]}]
     learner.write_text(json.dumps(nb))
-    check = [sys.executable, "-m", "smolsynth.notebooks", "build", "--check", "--root", str(course_copy)]
+    check = [*BUILD, "--check", "--root", str(course_copy)]
     stale = subprocess.run(check, capture_output=True, text=True, timeout=120)
     assert stale.returncode == 1 and ENTRY.learner.as_posix() in stale.stderr
     assert ENTRY.solution.as_posix() not in stale.stderr
@@ -93,8 +96,7 @@ def test_broken_sources_are_refused_with_a_reason(course_copy: Path, old: str, n
 def test_build_cli_reports_a_broken_source(course_copy: Path) -> None:
     source = course_copy / ENTRY.source
     source.write_text(source.read_text().replace('# ### Exercise 1 🐢', '# ### Exercise 1'))
-    result = subprocess.run([sys.executable, "-m", "smolsynth.notebooks", "build", "--root", str(course_copy)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*BUILD, "--root", str(course_copy)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "build failed" in result.stderr and "level" in result.stderr
 
 
@@ -223,7 +225,7 @@ def test_describe_setup_reports_profile_and_reason(monkeypatch: pytest.MonkeyPat
     assert report.reason and report.reason in str(report) and "<table" in report._repr_html_()
 
 
-@pytest.mark.parametrize("module", ["smolsynth.course", "smolsynth.notebooks", "smolsynth.exercises",
+@pytest.mark.parametrize("module", ["smolsynth.course", "notebooks", "smolsynth.exercises",
                                     "smolsynth.exercises.core", "smolsynth.exercises.nb00"])
 def test_docstring_examples_run(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import doctest

@@ -29,14 +29,14 @@ FAST = {"max_new_tokens": 16, "progress": False, "cache": False}
 @pytest.fixture(scope="module")
 def made(tiny_path) -> dict[str, Any]:
     """What a learner's cells would hold, made once."""
-    from smolsynth.instructions import evol_instruct, filter_instructions, magpie, self_instruct_bootstrap, to_sft
+    from smolsynth.instructions import evol_instruct, filter_instructions, magpie, self_instruct, to_sft
 
     mag = magpie(3, response_temperature=0.7, **FAST)
-    si = self_instruct_bootstrap(SEEDS, rounds=1, prompts_per_round=2, temperature=1.0, **FAST)
+    si = self_instruct(SEEDS, rounds=1, prompts_per_round=2, temperature=1.0, **FAST)
     evo = evol_instruct(EVOL_SEEDS, rounds=1, response_temperature=0.7, **FAST)
     # a filter result with known too_similar rows, to check the learner's selection of them
     similar = filter_instructions(["Explain when to water tomato plants in summer, please."], references=SEEDS)
-    si_with_similar = dataclasses.replace(si, dropped=similar.dropped,
+    si_with_similar = dataclasses.replace(si, dropped_rows=similar.dropped_rows,
                                           report=dataclasses.replace(si.report, rows_in=si.report.rows_out + 1,
                                                                      dropped={"too_similar": 1}))
     return {
@@ -57,9 +57,9 @@ CASES: dict[str, dict[str, Any]] = {
             "a dataset, not a result": (lambda m: {"my_magpie": m["magpie"].dataset, "my_sft": m["sft"]},
                                         "magpie(...)"),
             "not magpie": (lambda m: {"my_magpie": m["si"], "my_sft": m["sft"]}, "not made by `magpie"),
-            "no responses": (lambda m: {"my_magpie": m["instructions_only"],
+            "no answers": (lambda m: {"my_magpie": m["instructions_only"],
                                         "my_sft": m["to_sft"](m["instructions_only"].dataset,
-                                                              response_column="instruction")}, "response"),
+                                                              response_column="instruction")}, "generation"),
             "prompt/completion": (lambda m: {"my_magpie": m["magpie"], "my_sft": m["to_sft"](
                 m["magpie"].dataset, format="prompt_completion")}, "only a"),
             "rows missing": (lambda m: {"my_magpie": m["magpie"],
@@ -73,8 +73,7 @@ CASES: dict[str, dict[str, Any]] = {
     "01_instructions.q2": {
         "exercise": nb01.q2,
         "correct": lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si"],
-                              "my_too_similar": m["si"].dropped.filter(lambda r: r["reason"] == "too_similar")
-                              if len(m["si"].dropped) else []},
+                              "my_too_similar": [r for r in m["si"].dropped_rows if r["reason"] == "too_similar"]},
         "incorrect": {
             "too few seeds": (lambda m: {"my_seeds": SEEDS[:3], "my_self_instruct": m["si"], "my_too_similar": []},
                               "at least 6"),
@@ -83,7 +82,7 @@ CASES: dict[str, dict[str, Any]] = {
             "other seeds": (lambda m: {"my_seeds": list(reversed(SEEDS)), "my_self_instruct": m["si"],
                                        "my_too_similar": []}, "not made from `my_seeds`"),
             "not a result": (lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si"].dataset,
-                                        "my_too_similar": []}, "self_instruct_bootstrap(...)"),
+                                        "my_too_similar": []}, "self_instruct(...)"),
             "missed the removed rows": (lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si_similar"],
                                                    "my_too_similar": []}, "removed as too similar"),
         },

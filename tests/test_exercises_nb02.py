@@ -17,7 +17,8 @@ from smolsynth.exercises import ____, nb02
 @pytest.fixture(scope="module")
 def made(preference_pipeline) -> dict[str, Any]:
     """What a learner's cells would hold, made once from the shared run."""
-    from smolsynth.preferences import binarize, evolve_quality, judge, position_bias, ratings_table
+    from smolsynth.preferences import binarize, evolve_quality, position_bias, ratings_table
+    from smolsynth.ultrafeedback import judge
 
     p = preference_pipeline
     common = {"progress": False, "cache_dir": p["cache_dir"]}
@@ -26,14 +27,14 @@ def made(preference_pipeline) -> dict[str, Any]:
     means = ratings_table(evolved_judged.dataset).groupby("source")["rating"].mean().to_dict()
     bias = position_bias(p["judged"].dataset, sample=3, max_rationale_chars=16, **common)
     pairs = p["pairs"]
-    same = pairs.dataset.map(lambda row, i: {"rejected": row["chosen"]} if i == 0 else {}, with_indices=True)
-    bad_ratings = p["judged"].dataset.map(lambda row, i: {"ratings": row["ratings"][:-1]} if i == 0 else {},
-                                          with_indices=True)
+    same = [{**row, "rejected": row["chosen"]} if i == 0 else row for i, row in enumerate(pairs.rows)]
+    bad_ratings = [{**row, "ratings": row["ratings"][:-1]} if i == 0 else row
+                   for i, row in enumerate(p["judged"].rows)]
     return {**p, "evolved_mine": evolved, "evolved_judged": evolved_judged, "means": means, "bias": bias,
             "worst": binarize(p["judged"].dataset, "best-vs-worst"),
             "part": binarize(p["judged"].dataset.select(range(10))),
-            "same": dataclasses.replace(pairs, dataset=same),
-            "bad_ratings": dataclasses.replace(p["judged"], dataset=bad_ratings)}
+            "same": dataclasses.replace(pairs, rows=same),
+            "bad_ratings": dataclasses.replace(p["judged"], rows=bad_ratings)}
 
 
 def _q1(m, **kw):

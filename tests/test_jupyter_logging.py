@@ -10,7 +10,8 @@ import os, logging, tempfile
 os.environ.update(SMOLSYNTH_HOME=HOME, SMOLSYNTH_MODEL="smolsynth/tiny", HF_HUB_OFFLINE="1")
 from smolsynth.generation import generate
 from smolsynth.llm import LocalLLM
-from smolsynth.runner import run_pipeline, restore_logging
+from smolsynth.runner import run_pipeline
+from smolsynth.verbosity import restore_logging
 """
 RUNNER = """
 result = generate(["Hi", "Bye"], max_new_tokens=6)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from smolsynth.notebooks import load_manifest
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))  # the course build is a repository tool, not part of the package
+from notebooks import load_manifest  # noqa: E402  (tools/notebooks.py)
+
 MANIFEST = load_manifest(REPO)
 
 LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)"   # [text](target "title"), ![alt](target)

@@ -146,3 +146,107 @@ def test_a_loaded_llm_pickles_and_copies_as_a_reference_to_the_loaded_model(tiny
     assert clone._loaded is llm._loaded
     assert copy.deepcopy(llm)._loaded is llm._loaded
     assert clone.generate(CHATS[:1], max_new_tokens=3)[0]["statistics"]["output_tokens"][0] >= 1
+
+
+def test_same_inputs_same_texts_in_any_order_of_calls_and_on_a_fresh_llm(tiny_llm_factory):
+    """Outside the runner a call's seed depends on seed, a constant salt and the content only, not on earlier calls."""
+    llm = tiny_llm_factory(seed=3)
+    first = llm.generate(CHATS[:5], num_generations=2, max_new_tokens=8, temperature=1.0)
+    llm.generate(CHATS[5:9], max_new_tokens=4, temperature=1.0)  # another call in between changes nothing
+    second = llm.generate(CHATS[:5], num_generations=2, max_new_tokens=8, temperature=1.0)
+    fresh = tiny_llm_factory(seed=3).generate(CHATS[:5], num_generations=2, max_new_tokens=8, temperature=1.0)
+    texts = lambda out: [o["generations"] for o in out]  # noqa: E731
+    assert texts(first) == texts(second) == texts(fresh)
+    assert any(len(set(o["generations"])) == 2 for o in first)  # copies of one prompt still sample differently
+    assert not hasattr(llm, "_calls")
+
+
+def test_engine_argument_is_refused_with_a_pointer_to_distilabels_vllm(tiny_path):
+    from smolsynth.llm import LocalLLM
+
+    with pytest.raises(TypeError, match=r"distilabel\.models\.llms import vLLM"):
+        LocalLLM("smolsynth/tiny", engine="vllm")
+    assert "engine" not in LocalLLM.model_fields
+
+
+def test_finish_reasons_length_stop_string_and_eos(tiny_llm_factory, monkeypatch):
+    llm = tiny_llm_factory()
+    for max_new_tokens in (2, 24):
+        out = llm.generate(CHATS[:8], num_generations=2, max_new_tokens=max_new_tokens, temperature=1.0)
+        pairs = [pair for o in out for pair in zip(o["statistics"]["output_tokens"], o["statistics"]["finish_reasons"])]
+        assert {reason for _, reason in pairs} <= {"stop", "length"} and ("length" in {r for _, r in pairs})
+        assert all(n == max_new_tokens for n, reason in pairs if reason == "length")  # cut: the whole budget
+        assert all(reason == "stop" for n, reason in pairs if n < max_new_tokens)  # ended early: by itself
+    forced = llm.generate(CHATS[:4], max_new_tokens=3, ignore_eos=True)
+    assert all(o["statistics"]["finish_reasons"] == ["length"] for o in forced)
+    free = llm.generate(CHATS[:4], max_new_tokens=24, temperature=0)
+    stop = free[0]["generations"][0][3:5]
+    stopped = llm.generate(CHATS[:4], max_new_tokens=24, temperature=0, stop=[stop])
+    assert stopped[0]["statistics"]["finish_reasons"] == ["stop"]
+    assert stopped[0]["statistics"]["output_tokens"][0] < 24
+    for o in stopped[1:]:  # the others: "stop" exactly when they were cut by the stop string too
+        assert o["statistics"]["finish_reasons"] == ["length" if o["statistics"]["output_tokens"][0] == 24 else "stop"]
+
+    # EOS, made certain: the first row's second token is replaced by EOS
+    model = llm._loaded.model
+    eos, real_generate = llm._loaded.eos_ids[0], model.generate
+
+    def eos_after_two(*args, **kwargs):
+        out = real_generate(*args, **{**kwargs, "min_new_tokens": kwargs["max_new_tokens"]})  # full width
+        width = kwargs["input_ids"].shape[1]
+        out[0, width + 1] = eos
+        out[0, width + 2:] = llm.tokenizer.pad_token_id
+        return out
+
+    monkeypatch.setattr(model, "generate", eos_after_two)
+    ended = llm.generate(CHATS[:1], max_new_tokens=6, temperature=0)
+    assert ended[0]["statistics"]["finish_reasons"] == ["stop"] and ended[0]["statistics"]["output_tokens"] == [2]
+
+
+def test_a_completed_grammar_is_a_stop(tiny_llm_factory):
+    llm = tiny_llm_factory(structured_output={"format": "regex", "schema": "(yes|no)"})
+    out = llm.generate(CHATS[:3], max_new_tokens=8, temperature=1.0)
+    assert all(o["generations"][0] in ("yes", "no") for o in out)
+    assert all(o["statistics"]["finish_reasons"] == ["stop"] for o in out)
+
+
+def test_text_generation_rows_carry_finish_reasons_in_their_metadata(engine_home, tiny_llm_factory):
+    from distilabel.steps.tasks import TextGeneration
+
+    from smolsynth.runner import run
+
+    rows = [{"instruction": f"Say {i}."} for i in range(3)]
+    cut = run(TextGeneration(llm=tiny_llm_factory(generation_kwargs={"max_new_tokens": 2, "ignore_eos": True})), rows,
+              keep_metadata=True, progress=False, allow_truncated=True)
+    stats = [r["distilabel_metadata"]["statistics_text_generation_0"] for r in cut.dataset.to_list()]
+    assert [(s["output_tokens"], s["finish_reasons"]) for s in stats] == [(2, "length")] * 3  # one per row
+    grammar = tiny_llm_factory(structured_output={"format": "regex", "schema": "(yes|no)"},
+                               generation_kwargs={"max_new_tokens": 8})
+    done = run(TextGeneration(llm=grammar), rows, keep_metadata=True, progress=False)
+    assert [r["distilabel_metadata"]["statistics_text_generation_0"]["finish_reasons"]
+            for r in done.dataset.to_list()] == ["stop"] * 3
+
+
+def test_moved_names_are_re_exported_from_llm():
+    import smolsynth.grammar
+    import smolsynth.llm as llm
+    import smolsynth.models
+    import smolsynth.templates
+    import smolsynth.ultrafeedback
+
+    homes = {"magpie_prompt": smolsynth.templates, "render_chat": smolsynth.templates,
+             "MAGPIE_PRESETS": smolsynth.templates, "ultrafeedback_regex": smolsynth.ultrafeedback,
+             "ultrafeedback_schema": smolsynth.ultrafeedback, "normalize_structured_output": smolsynth.grammar,
+             "clear_model_cache": smolsynth.models, "get_loaded_model": smolsynth.models,
+             "LoadedModel": smolsynth.models}
+    for name, home in homes.items():
+        assert getattr(llm, name) is getattr(home, name), name
+
+
+def test_importing_llm_leaves_no_pydantic_warning_and_no_warning_filter():
+    from conftest import run_python
+
+    code = ("import warnings\nbefore = list(warnings.filters)\nwarnings.simplefilter('error')\n"
+            "before = list(warnings.filters)\nimport smolsynth.llm\nassert warnings.filters == before\nprint('ok')")
+    result = run_python(code)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

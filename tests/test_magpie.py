@@ -46,7 +46,7 @@ def qwen25(tmp_path, tiny_path):
 
 
 def test_chatml_with_system_prompt_ends_with_the_user_header_and_has_no_assistant_header(chatml):
-    from smolsynth.llm import magpie_prompt
+    from smolsynth.templates import magpie_prompt
 
     prompt = magpie_prompt(chatml, SYSTEM)
     assert prompt.endswith("<|im_start|>user\n")
@@ -65,7 +65,7 @@ def test_distilabel_mixin_gets_it_wrong_and_we_do_not(chatml):
 
 
 def test_llama3_has_exactly_one_bos(llama3):
-    from smolsynth.llm import magpie_prompt
+    from smolsynth.templates import magpie_prompt
 
     header = "<|start_header_id|>user<|end_header_id|>\n\n"
     bare = magpie_prompt(llama3)
@@ -87,7 +87,7 @@ def test_llama3_has_exactly_one_bos(llama3):
 
 
 def test_qwen25_gets_its_default_system_prompt(qwen25):
-    from smolsynth.llm import magpie_prompt
+    from smolsynth.templates import magpie_prompt
 
     bare = magpie_prompt(qwen25)
     assert bare == ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant."
@@ -98,7 +98,7 @@ def test_qwen25_gets_its_default_system_prompt(qwen25):
 
 
 def test_follow_up_turn_after_an_assistant_message(chatml, llama3):
-    from smolsynth.llm import magpie_prompt
+    from smolsynth.templates import magpie_prompt
 
     convo = SYSTEM + [{"role": "user", "content": "What is pH?"}, {"role": "assistant", "content": "A scale."}]
     prompt = magpie_prompt(chatml, convo)
@@ -133,3 +133,21 @@ def test_magpie_task_runs_through_the_runner(engine_home, tiny_llm_factory):
     with_system = run(Magpie(llm=tiny_llm_factory(), n_turns=1, only_instruction=True),
                       [{"system_prompt": "You write riddles."}] * 3, progress=False)
     assert with_system.report.rows_out + with_system.report.dropped_total == 3
+
+
+def test_magpie_presets_hold_distilabels_templates_and_chatml():
+    from distilabel.models.mixins.magpie import MAGPIE_PRE_QUERY_TEMPLATES
+
+    from smolsynth.templates import MAGPIE_PRESETS
+
+    assert {k: MAGPIE_PRESETS[k] for k in MAGPIE_PRE_QUERY_TEMPLATES} == MAGPIE_PRE_QUERY_TEMPLATES
+    assert MAGPIE_PRESETS["chatml"] == "<|im_start|>user\n"
+
+
+def test_templates_and_settings_import_nothing_heavy():
+    from conftest import run_python
+
+    code = ("import sys\nimport smolsynth.templates, smolsynth.settings\n"
+            "print(sorted(m for m in ('torch', 'distilabel', 'transformers') if m in sys.modules))")
+    result = run_python(code)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]

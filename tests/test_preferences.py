@@ -1,4 +1,7 @@
-"""Binarization rules on crafted ratings: the documented pairs, and every drop counted by reason."""
+"""Binarization rules on crafted ratings: the documented pairs, and every drop counted by reason.
+
+``binarize`` returns a :class:`~smolsynth.rows.Result`: ``.rows`` are the pairs, ``.dropped_rows`` the judged rows
+that made no pair, each with its ``reason``."""
 
 from __future__ import annotations
 
@@ -6,7 +9,17 @@ from collections import Counter
 
 import pytest
 
-from smolsynth.preferences import binarize_rows
+from smolsynth.preferences import binarize
+from smolsynth.rows import Result
+
+
+def binarize_rows(rows, rule, seed=0):
+    """(pairs, dropped rows) of :func:`binarize`, after checking that its report accounts for every row."""
+    result = binarize(rows, rule, seed=seed)
+    assert isinstance(result, Result)
+    assert result.report.rows_in == len(rows) == len(result.rows) + len(result.dropped_rows)
+    assert result.report.dropped == dict(Counter(d["reason"] for d in result.dropped_rows))
+    return result.rows, result.dropped_rows
 
 
 def row(ratings, generations=None, **extra):
@@ -60,13 +73,15 @@ def test_none_rating_candidates_are_skipped_not_zeroed():
     assert texts(pairs[0]) == ("answer 1", "answer 2")
 
 
-def test_identical_texts_are_dropped():
+def test_chosen_equals_rejected_is_dropped():
     pairs, dropped = binarize_rows([row([5, 1], generations=["same", " same "])], rule="best-vs-worst")
-    assert pairs == [] and dropped[0]["reason"] == "identical_texts"
+    assert pairs == [] and dropped[0]["reason"] == "chosen_equals_rejected"
+    assert dropped[0]["generations"] == ["same", " same "]  # the judged row as it was, with its reason
 
 
 def test_aspect_ratings_use_the_mean_and_models_are_recorded():
-    r = row([[5, 5, 4, 4], [3, 3, 3, 3], [5, 5, 5, 1]], models=["m1", "m2", "m3"], system_prompt="Be kind.")
+    r = row([[5, 5, 4, 4], [3, 3, 3, 3], [5, 5, 5, 1]], generation_models=["m1", "m2", "m3"],
+            system_prompt="Be kind.")
     pairs, _ = binarize_rows([r], rule="best-vs-worst")
     p = pairs[0]
     assert (p["chosen_rating"], p["rejected_rating"]) == (4.5, 3.0)
@@ -83,15 +98,15 @@ def test_same_seed_same_pairs_and_no_pair_is_chosen_equals_rejected():
 
 
 def test_bad_rule_and_missing_column_fail_with_the_fix():
-    with pytest.raises(ValueError, match="best-vs-random"):
-        binarize_rows([row([1, 2])], rule="best")
-    with pytest.raises(ValueError, match="ratings"):
-        binarize_rows([{"instruction": "x", "generations": ["a"]}])
+    with pytest.raises(ValueError, match="rule='best' is not one of 'best-vs-random'"):
+        binarize([row([1, 2])], rule="best")
+    with pytest.raises(ValueError, match=r"binarize\(\) needs the column\(s\) \['ratings'\].*judge\(\)"):
+        binarize([{"instruction": "x", "generations": ["a"]}])
 
 
 # ------------------------------------------------------------------------------------ binarize(): the RunResult form
 def test_binarize_defaults_to_best_vs_random_lower_and_counts_every_drop():
-    from smolsynth.preferences import DEFAULT_RULE, binarize
+    from smolsynth.preferences import DEFAULT_RULE
 
     rows = [row([5, 5, 2]), row([3, 3, 3]), row([None, 4]), row([4], generations=["a", "b"]),
             row([5, 1], generations=["same", "same "]), row([2, 4, 4])]
@@ -99,15 +114,14 @@ def test_binarize_defaults_to_best_vs_random_lower_and_counts_every_drop():
     assert DEFAULT_RULE == "best-vs-random-lower" and result.report.step == "binarize (best-vs-random-lower)"
     assert result.report.rows_in == 6 and result.report.rows_out == 2
     assert result.report.dropped == {"tie": 1, "missing_ratings": 1, "wrong_number_of_ratings": 1,
-                                     "identical_texts": 1}
+                                     "chosen_equals_rejected": 1}
     assert sorted(result.dropped["reason"]) == sorted(["tie", "missing_ratings", "wrong_number_of_ratings",
-                                                       "identical_texts"])
+                                                       "chosen_equals_rejected"])
+    assert result.dataset.to_list() == result.rows
     assert [(p["chosen_rating"], p["rejected_rating"]) for p in result.dataset] == [(5, 2), (4, 2)]
 
 
 def test_binarize_rules_on_ties_give_the_documented_pairs():
-    from smolsynth.preferences import binarize
-
     rows = [row([5, 5, 1, 3]) for _ in range(30)]
     worst = binarize(rows, "best-vs-worst")
     assert len(worst.dataset) == 30 and set(worst.dataset["rejected_rating"]) == {1}
@@ -119,15 +133,17 @@ def test_binarize_rules_on_ties_give_the_documented_pairs():
 
 
 def test_rationales_and_models_travel_with_the_pair():
-    pairs, _ = binarize_rows([row([1, 5], models=["m1", "m2"], rationales=["weak", "strong"])], rule="best-vs-worst")
+    pairs, _ = binarize_rows([row([1, 5], generation_models=["m1", "m2"], rationales=["weak", "strong"],
+                                  generation_sources=["pool", "evol:details"])], rule="best-vs-worst")
     assert (pairs[0]["chosen_rationale"], pairs[0]["rejected_rationale"]) == ("strong", "weak")
     assert (pairs[0]["chosen_model"], pairs[0]["rejected_model"]) == ("m2", "m1")
+    assert (pairs[0]["chosen_source"], pairs[0]["rejected_source"]) == ("evol:details", "pool")
 
 
 def test_ratings_table_has_one_row_per_candidate_with_its_source():
     from smolsynth.preferences import ratings_table
 
-    table = ratings_table([row([4, [5, 3, 4, 4], None], sources=["pool", "pool", "evol:details"])])
+    table = ratings_table([row([4, [5, 3, 4, 4], None], generation_sources=["pool", "pool", "evol:details"])])
     assert table["rating"].tolist()[:2] == [4.0, 4.0] and table["rating"].isna().tolist() == [False, False, True]
     assert table.groupby("source")["rating"].mean().to_dict()["pool"] == 4.0
 

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from smolsynth.preferences import ASPECTS, judge, pool_responses, position_bias
+from smolsynth.preferences import pool_responses, position_bias
+from smolsynth.ultrafeedback import ASPECTS, judge
 
 
 def _accounted(report) -> bool:
@@ -47,9 +48,10 @@ def test_at_least_90_percent_of_prompts_become_pairs_and_every_drop_is_counted(p
 
 def test_pooled_and_evolved_candidates_say_where_they_came_from(preference_pipeline):
     row = preference_pipeline["evolved"].dataset[0]
-    assert row["sources"] == ["pool", "pool", "evol:helpfulness", "evol:deepening"]
-    assert row["models"][:2] == ["smolsynth/tiny (concise)", "smolsynth/tiny (detailed)"]
-    assert row["models"][2] == "smolsynth/tiny (EvolQuality helpfulness of #1)"
+    assert row["generation_sources"] == ["pool", "pool", "evol:helpfulness", "evol:deepening"]
+    assert row["generation_models"][:2] == ["smolsynth/tiny (concise)", "smolsynth/tiny (detailed)"]
+    assert row["generation_models"][2] == "smolsynth/tiny (EvolQuality helpfulness of #1)"
+    assert len(row["generation_models"]) == len(row["generation_sources"]) == len(row["generations"])
     assert [r.step for r in preference_pipeline["evolved"].steps] == ["EvolQuality: helpfulness",
                                                                       "EvolQuality: deepening"]
 
@@ -64,7 +66,7 @@ def test_every_aspect_gives_exactly_one_rating_per_candidate_on_the_tiny_model(p
                for r, g in zip(judged["ratings"], judged["generations"]))
     rows = list(p["pooled"].dataset.select(range(4))) + list(p["evolved"].dataset.select(range(4, 6)))
     result = judge(rows, "all", max_rationale_chars=16, progress=False, cache_dir=p["cache_dir"])
-    assert result.report.dropped == {} and len(result.dataset) == 6, result.table
+    assert result.report.dropped == {} and len(result.dataset) == 6, result.funnel
     assert [r.step for r in result.steps] == [f"judge: {a} ({n} candidates)" for a in ASPECTS for n in (2, 4)]
     assert [len(g) for g in result.dataset["generations"]] == [2, 2, 2, 2, 4, 4]
     for row in result.dataset:
@@ -96,23 +98,24 @@ def test_position_bias_rejudges_a_sample_in_reverse_order(preference_pipeline):
 
 def test_pool_responses_loads_different_models_one_at_a_time(tiny_path, tmp_path, monkeypatch):
     """Two real models (the tiny model with two seeds): each is loaded while the other is not in memory."""
-    import smolsynth.llm as llm_module
+    import smolsynth.models as models_module
     from smolsynth.models import tiny_model_path
 
     other = str(tiny_model_path(seed=1))
-    llm_module.clear_model_cache()
+    models_module.clear_model_cache()
     in_memory_at_load: list[int] = []
-    real_load = llm_module._load
+    real_load = models_module._load
 
-    def recording_load(model_id, **kwargs):
-        in_memory_at_load.append(len(llm_module._LOADED))
+    def recording_load(model_id, **kwargs):  # the real loader, recording how many models were in memory before it
+        in_memory_at_load.append(len(models_module._LOADED))
         return real_load(model_id, **kwargs)
 
-    monkeypatch.setattr(llm_module, "_load", recording_load)
+    monkeypatch.setattr(models_module, "_load", recording_load)
     result = pool_responses(["Name a colour.", "Name a fruit."], ["smolsynth/tiny", other], max_new_tokens=4,
                             progress=False, cache_dir=str(tmp_path))
     assert in_memory_at_load == [0, 0]
-    assert result.dataset[0]["models"] == ["smolsynth/tiny", other]
+    assert result.dataset[0]["generation_models"] == ["smolsynth/tiny", other]
+    assert result.dataset[0]["generation_sources"] == ["pool", "pool"]
     assert [r.model for r in result.steps] == ["smolsynth/tiny", other]
 
 
@@ -169,5 +172,5 @@ def test_bad_input_fails_early_with_the_fix(call, match):
 def test_evolve_quality_rejects_unknown_directions():
     from smolsynth.preferences import evolve_quality
 
-    with pytest.raises(ValueError, match="helpfulness, relevance, deepening, creativity, details"):
+    with pytest.raises(ValueError, match="directions='shorter' is not one of 'helpfulness', 'relevance', 'deepening'"):
         evolve_quality([{"instruction": "Hi", "generations": ["a", "b"]}], ["shorter"])

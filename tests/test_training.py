@@ -14,21 +14,10 @@ import pytest
 import torch
 
 from conftest import make_chats, make_pairs
-from smolsynth.hardware import Hardware
-from smolsynth.training import (
-    LORA_THRESHOLD_PARAMS,
-    ReferenceModelError,
-    TrainingProfile,
-    count_parameters,
-    dpo,
-    dpo_config,
-    messages_to_prompt_completion,
-    sft,
-    sft_config,
-    training_profile,
-    validate_dpo_dataset,
-    validate_sft_dataset,
-)
+from smolsynth.formats import messages_to_prompt_completion, validate_dpo_dataset, validate_sft_dataset
+from smolsynth.hardware import LORA_THRESHOLD_PARAMS, Hardware, TrainingProfile, count_parameters, training_profile
+from smolsynth.rows import Result
+from smolsynth.training import ReferenceModelError, TrainingResult, dpo, dpo_config, sft, sft_config
 
 CPU = Hardware(device="cpu", cpu_count=2, ram_gb=16.0)
 T4 = Hardware(device="cuda", capability=(7, 5), gpu_memory_gb=15.0, gpu_name="Tesla T4")
@@ -137,9 +126,10 @@ def test_bad_sft_data_fails_early_with_a_clear_error(rows, match, tmp_path):
 def test_dpo_validation_drops_extra_columns_and_ties():
     rows = make_pairs(4).to_list()
     rows[1]["rejected"] = rows[1]["chosen"]
-    ds, dropped = validate_dpo_dataset(rows)
-    assert ds.column_names == ["prompt", "chosen", "rejected"]
-    assert len(ds) == 3 and dropped == {"chosen == rejected": 1}
+    result = validate_dpo_dataset(rows)
+    assert result.dataset.column_names == ["prompt", "chosen", "rejected"]
+    assert len(result.dataset) == 3 and result.report.dropped == {"chosen_equals_rejected": 1}
+    assert result.dropped_rows[0]["reason"] == "chosen_equals_rejected"
 
 
 @pytest.mark.parametrize("mutate, match", [
@@ -154,6 +144,15 @@ def test_bad_dpo_data_fails_early_with_a_clear_error(mutate, match, tmp_path):
         mutate(r)
     with pytest.raises(ValueError, match=match):
         dpo(rows, model="nobody/no-such-model", output_dir=str(tmp_path))
+
+
+def test_dpo_counts_the_pairs_it_drops_in_its_report(trained_sft, tmp_path):
+    rows = make_pairs(8).to_list()
+    rows[0]["rejected"] = rows[0]["chosen"]
+    r = dpo(rows, model=trained_sft.output_dir, output_dir=str(tmp_path / "dropped"), max_steps=1, eval_fraction=0)
+    assert r.report.dropped == {"chosen_equals_rejected": 1} == r.metrics["dropped_rows"]
+    assert (r.report.rows_in, r.report.rows_out) == (8, 7) and r.metrics["train_rows"] == 7
+    assert [d["reason"] for d in r.dropped_rows] == ["chosen_equals_rejected"]
 
 
 def test_dpo_rejects_string_prompts_mixed_with_message_lists():
@@ -177,6 +176,9 @@ def _generates(path: str) -> int:
 
 def test_sft_trains_saves_and_reports(trained_sft, tiny_path):
     r = trained_sft
+    assert isinstance(r, TrainingResult) and isinstance(r, Result)
+    assert (r.report.rows_in, r.report.rows_out, r.report.dropped) == (16, 16, {})  # 14 train + 2 eval, none lost
+    assert r.report.step == "SFT" and r.dropped_rows == []
     out = Path(r.output_dir)
     assert (out / "config.json").exists() and (out / "model.safetensors").exists()
     assert (out / "tokenizer.json").exists() and (out / "smolsynth_training.json").exists()
@@ -209,12 +211,12 @@ def test_sft_loss_covers_the_completion_only():
     from trl import SFTTrainer
 
     from smolsynth.models import model_path
-    from smolsynth.training import _quiet
+    from smolsynth.verbosity import quiet_training
 
-    ds = validate_sft_dataset(make_chats(2))
+    ds = validate_sft_dataset(make_chats(2)).dataset
     tok = AutoTokenizer.from_pretrained(model_path("smolsynth/tiny"))
     cfg = sft_config(training_profile(CPU, model_params=400_000), output_dir="unused", max_steps=1, has_eval=False)
-    with _quiet():
+    with quiet_training():
         trainer = SFTTrainer(model=model_path("smolsynth/tiny"), args=cfg, train_dataset=ds, processing_class=tok)
     row = trainer.train_dataset[0]
     prompt_len = len(tok.apply_chat_template(ds[0]["prompt"], add_generation_prompt=True))
@@ -237,6 +239,8 @@ def test_sft_with_lora_saves_a_merged_checkpoint(tmp_path):
 # ------------------------------------------------------------------------------------------------ DPO
 def test_dpo_from_saved_checkpoint_starts_at_zero_margin(trained_dpo, trained_sft):
     r = trained_dpo
+    assert isinstance(r, Result) and r.report.step == "DPO"
+    assert (r.report.rows_in, r.report.rows_out, r.report.dropped) == (16, 16, {})
     m = r.metrics
     for k in ("eval_rewards/margins_before", "eval_rewards/chosen_before", "eval_rewards/rejected_before"):
         assert abs(m[k]) < 1e-6, (k, m[k])

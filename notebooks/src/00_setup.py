@@ -94,9 +94,10 @@ print(f"{model_id} is loaded on {llm.resolved_device}, in {llm.resolved_dtype}."
 # %% [markdown]
 # ## 4. A first generation
 #
-# `generate` takes a list of instructions and returns a `RunResult`: the data (`.dataset`, a Hugging Face
-# `datasets.Dataset` with an `instruction` and a `generation` column) and a report of the run (`.report`: rows in
-# and out, rows dropped and why, tokens, time). Nothing is dropped silently, ever.
+# `generate` takes a list of instructions and returns a `Result`, the one result type of every smolsynth step: the
+# data (`.rows`, a list of dicts, and `.dataset`, the same rows as a Hugging Face `datasets.Dataset`, with an
+# `instruction` and a `generation` column), the rows set aside (`.dropped_rows`, each with its `reason`) and a report
+# of the run (`.report`: rows in and out, rows dropped and why, tokens, time). Nothing is dropped silently, ever.
 
 # %%
 from smolsynth.generation import generate

@@ -51,9 +51,10 @@ course.fast_mode(globals(), N_MAGPIE=6, MAX_NEW_TOKENS=24, RESPONSE_TEMPERATURE=
 
 # %%
 import smolsynth
-from smolsynth.instructions import (evol_instruct, evol_mutation_templates, generate_responses, magpie,
-                                    self_instruct_bootstrap, to_sft)
-from smolsynth.llm import LocalLLM, magpie_prompt
+from smolsynth.generation import generate
+from smolsynth.instructions import evol_instruct, evol_mutation_templates, magpie, self_instruct, to_sft
+from smolsynth.llm import LocalLLM
+from smolsynth.templates import magpie_prompt
 from smolsynth.stats import dataset_stats
 
 model_id = smolsynth.resolve_model()
@@ -147,7 +148,7 @@ print(self_instruct_task.format_input({"input": "Examples of queries this applic
 
 # %% [markdown]
 # distilabel gives the prompt and splits the answer on newlines; the paper's loop and filters are smolsynth's
-# `self_instruct_bootstrap`. A new instruction is removed when:
+# `self_instruct`. A new instruction is removed when:
 #
 # - it is **too similar** to a seed or to anything in the pool: ROUGE-L F above 0.7 (ROUGE-L measures the longest
 #   common word sequence; 0.7 means "mostly the same sentence"); reason `too_similar`, with the closest one in
@@ -160,25 +161,24 @@ print(self_instruct_task.format_input({"input": "Examples of queries this applic
 # Numbering and bullets ("1.", "- ") are stripped first: the model often numbers its list even when asked not to.
 
 # %%
-self_instruct_result = self_instruct_bootstrap(SEEDS, rounds=SELF_INSTRUCT_ROUNDS,
-                                               prompts_per_round=PROMPTS_PER_ROUND, model=model_id,
-                                               max_new_tokens=MAX_NEW_TOKENS, temperature=1.0)
+self_instruct_result = self_instruct(SEEDS, rounds=SELF_INSTRUCT_ROUNDS, prompts_per_round=PROMPTS_PER_ROUND,
+                                     model=model_id, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0)
 self_instruct_result
 
 # %% [markdown]
-# Every removed instruction is in `.dropped`, with its reason. Read some: that is how you learn whether a filter is
-# too strict or too lax for your data.
+# Every removed instruction is in `.dropped_rows` (as a Dataset: `.dropped`), with its reason. Read some: that is
+# how you learn whether a filter is too strict or too lax for your data.
 
 # %%
 self_instruct_result.dropped.to_pandas().head(10)
 
 # %% [markdown]
 # Self-Instruct only writes instructions; the answers come next, from any model you trust, with
-# `generate_responses` (distilabel's `TextGeneration`).
+# `generate` (distilabel's `TextGeneration`), which keeps the rows' columns and adds the answer as `generation`.
 
 # %%
-self_instruct_answered = generate_responses(self_instruct_result.dataset, model=model_id,
-                                            max_new_tokens=MAX_NEW_TOKENS, temperature=RESPONSE_TEMPERATURE)
+self_instruct_answered = generate(self_instruct_result.dataset, model=model_id, max_new_tokens=MAX_NEW_TOKENS,
+                                  temperature=RESPONSE_TEMPERATURE)
 self_instruct_answered.report
 
 # %% [markdown]
@@ -212,7 +212,7 @@ evol_result = evol_instruct(SEEDS[:4], rounds=EVOL_ROUNDS, model=model_id, max_n
 evol_result
 
 # %%
-evol_result.dataset.to_pandas()[["mutation", "parent", "instruction", "response"]].head() \
+evol_result.dataset.to_pandas()[["mutation", "parent", "instruction", "generation"]].head() \
     if len(evol_result.dataset) else evol_result.dropped.to_pandas()[["mutation", "parent", "reason"]]
 
 # %% [markdown]
@@ -262,12 +262,12 @@ my_sft.dataset[0]["messages"] if len(my_sft.dataset) else my_sft.report
 # ### Exercise 2 🐕 Self-Instruct from your own seeds
 #
 # Write at least 6 seed instructions of your own in `my_seeds` (pick a domain you know), run
-# `self_instruct_bootstrap` on them into `my_self_instruct`, and put the rows its ROUGE-L filter removed in
+# `self_instruct` on them into `my_self_instruct`, and put the rows its ROUGE-L filter removed in
 # `my_too_similar`. Read them: were they really repeats?
 
 # %% exercise="q2" tags=["starter"]
 my_seeds = ____  # at least 6 instructions of your own
-my_self_instruct = ____  # self_instruct_bootstrap(my_seeds, ...)
+my_self_instruct = ____  # self_instruct(my_seeds, ...)
 my_too_similar = ____  # the dropped rows whose reason is "too_similar"
 
 # %% exercise="q2" tags=["solution"]
@@ -279,10 +279,9 @@ my_seeds = [
     "List three herbs that are easy to grow indoors.",
     "Explain why some leaves turn yellow in autumn.",
 ]
-my_self_instruct = self_instruct_bootstrap(my_seeds, rounds=SELF_INSTRUCT_ROUNDS, prompts_per_round=PROMPTS_PER_ROUND,
-                                           model=model_id, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0)
-my_too_similar = my_self_instruct.dropped.filter(lambda row: row["reason"] == "too_similar") \
-    if len(my_self_instruct.dropped) else []
+my_self_instruct = self_instruct(my_seeds, rounds=SELF_INSTRUCT_ROUNDS, prompts_per_round=PROMPTS_PER_ROUND,
+                                 model=model_id, max_new_tokens=MAX_NEW_TOKENS, temperature=1.0)
+my_too_similar = [row for row in my_self_instruct.dropped_rows if row["reason"] == "too_similar"]
 my_self_instruct
 
 # %% [markdown]

@@ -72,7 +72,7 @@ print(f"{len(instructions)} prompts, e.g. {instructions[0]!r}; model: {model_id}
 # from a pool of 17 models. On a laptop, one model at a time is what fits, so the pool here is **one model with two
 # system prompts and two temperatures** (`DEFAULT_GENERATORS`). With more memory, pass real models instead, e.g.
 # `generators=["HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"]`: `pool_responses` then loads
-# them one at a time, and records in `models` who wrote each answer.
+# them one at a time, and records in `generation_models` who wrote each answer.
 
 # %%
 from smolsynth.preferences import DEFAULT_GENERATORS, pool_responses
@@ -80,7 +80,7 @@ from smolsynth.preferences import DEFAULT_GENERATORS, pool_responses
 for g in DEFAULT_GENERATORS:
     print(f"{g.name:>9}: temperature {g.temperature}, system prompt {g.system_prompt!r}")
 pooled = pool_responses(instructions, max_new_tokens=MAX_NEW_TOKENS, seed=SEED)
-pooled.table
+pooled.funnel
 
 # %%
 pooled.dataset.to_pandas().head(3)
@@ -103,13 +103,13 @@ print(templates["HELPFULNESS"])
 from smolsynth.preferences import evolve_quality
 
 evolved = evolve_quality(pooled.dataset, ["helpfulness", "deepening"], max_new_tokens=MAX_NEW_TOKENS, seed=SEED)
-print(evolved.dataset[0]["models"])
-print(evolved.dataset[0]["sources"])
-evolved.table
+print(evolved.dataset[0]["generation_models"])
+print(evolved.dataset[0]["generation_sources"])
+evolved.funnel
 
 # %% [markdown]
-# Every row now has four candidates: two pooled answers and two rewrites of the first one. `sources` says how each
-# was made, so you can compare them later.
+# Every row now has four candidates: two pooled answers and two rewrites of the first one. `generation_sources` says
+# how each was made (and `generation_models` who made it), so you can compare them later.
 #
 # ## 5. The judge: UltraFeedback
 #
@@ -118,7 +118,8 @@ evolved.table
 # a system prompt, then a user turn with the rating scale, the format to answer in, and the texts.
 
 # %%
-from smolsynth.llm import LocalLLM, ultrafeedback_regex
+from smolsynth.llm import LocalLLM
+from smolsynth.ultrafeedback import ultrafeedback_regex
 
 judge_task = tasks.UltraFeedback(aspect="overall-rating", llm=LocalLLM(model_id))
 judge_task.load()
@@ -137,7 +138,7 @@ for message in judge_task.format_input({"instruction": row["instruction"], "gene
 print(ultrafeedback_regex(4, max_rationale_chars=RATIONALE_CHARS)[:200] + " ...")
 
 # %%
-from smolsynth.preferences import judge
+from smolsynth.ultrafeedback import judge
 
 judged = judge(evolved.dataset, max_rationale_chars=RATIONALE_CHARS, seed=SEED)
 judged.report
@@ -182,7 +183,7 @@ Report.combine([result.report for result in by_rule.values()])
 # %%
 pairs = by_rule["best-vs-random-lower"]
 pairs.dataset.select_columns(["prompt", "chosen", "rejected", "chosen_rating", "rejected_rating",
-                              "chosen_model", "rejected_model"]).to_pandas().head(3)
+                              "chosen_model", "rejected_model", "chosen_source", "rejected_source"]).to_pandas().head(3)
 
 # %% [markdown]
 # ## 7. Read the judge's reasons
@@ -298,9 +299,10 @@ print(my_final_pairs.report)
 # trainer ignores them). We save the pairs made with the default rule to the course's hand-off folder.
 
 # %%
-from smolsynth.training import validate_dpo_dataset
+from smolsynth.formats import validate_dpo_dataset
 
-validate_dpo_dataset(pairs.dataset)  # raises if a row is not in DPO format
+checked = validate_dpo_dataset(pairs.dataset)  # raises if a row is not in DPO format
+print(checked.report)  # binarize already dropped chosen == rejected: nothing is left to drop here
 pairs.dataset.save_to_disk(str(course.data_path("dpo")))
 print(f"Saved {len(pairs.dataset)} pairs to {course.data_path('dpo')}")
 

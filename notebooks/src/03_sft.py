@@ -77,7 +77,7 @@ sft_data.dataset[0]["messages"]
 # prompt, the last assistant turn the completion (which keeps the end-of-turn token, so the model learns to stop).
 
 # %%
-from smolsynth.training import messages_to_prompt_completion
+from smolsynth.formats import messages_to_prompt_completion
 
 messages_to_prompt_completion(sft_data.dataset.select(range(1)))[0]
 
@@ -89,7 +89,8 @@ messages_to_prompt_completion(sft_data.dataset.select(range(1)))[0]
 # (`sft(..., learning_rate=1e-4)`).
 
 # %%
-from smolsynth.training import count_parameters, sft_config, training_profile
+from smolsynth.hardware import count_parameters, training_profile
+from smolsynth.training import sft_config
 
 profile = training_profile(model_params=count_parameters(model_id))
 print(f"{model_id}: {count_parameters(model_id):,} parameters")
@@ -225,7 +226,7 @@ from peft import LoraConfig, get_peft_model
 
 from smolsynth.exercises import ____, nb03 as ex
 from smolsynth.generation import generate
-from smolsynth.instructions import to_sft
+from smolsynth.formats import to_sft
 
 RUNS = course.data_path("runs")  # a scratch folder for your own training runs
 lora_profile = profile.with_lora(True)  # the same profile with LoRA on (and LoRA's learning rate)

@@ -95,7 +95,8 @@ sft_model
 # smaller than SFT's: DPO's gradients push probabilities apart and a large step quickly degrades the text.
 
 # %%
-from smolsynth.training import count_parameters, dpo_config, training_profile
+from smolsynth.hardware import count_parameters, training_profile
+from smolsynth.training import dpo_config
 
 profile = training_profile(model_params=count_parameters(sft_model.path))
 print(f"profile {profile.name}: {profile.reason}")

@@ -156,17 +156,35 @@ def expect(condition: object, reason: str) -> None:
 
 
 def dataset_of(value: Any, name: str, made_by: str) -> Any:
-    """The ``datasets.Dataset`` inside a result (``RunResult``-like) or the Dataset itself; Incorrect otherwise,
-    with a reason naming the learner's variable ``name`` and the function ``made_by`` that should have made it."""
+    """The ``datasets.Dataset`` of a :class:`~smolsynth.rows.Result` (its ``.dataset``: the kept rows) or the Dataset
+    itself; Incorrect otherwise, with a reason naming the learner's variable ``name`` and the function ``made_by``
+    that should have made it."""
     dataset = getattr(value, "dataset", value)
     expect(hasattr(dataset, "column_names") and hasattr(dataset, "__len__"),
-           f"`{name}` should be what `{made_by}` returns (a result with `.dataset` and `.report`); "
+           f"`{name}` should be what `{made_by}` returns (a result with `.rows`, `.dataset` and `.report`); "
            f"it is a {type(value).__name__}.")
     return dataset
 
 
+def rows_of(value: Any) -> list[dict]:
+    """Rows as a list of dicts, from a Result (its kept ``.rows``), a ``datasets.Dataset``, a pandas DataFrame or a
+    list of dicts (an empty list for None)."""
+    if value is None:
+        return []
+    if isinstance(getattr(value, "rows", None), list) and hasattr(value, "report"):  # a smolsynth Result
+        return [dict(r) for r in value.rows]
+    if hasattr(value, "to_list") and hasattr(value, "column_names"):  # datasets.Dataset
+        return value.to_list() if len(value) else []
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # pandas.DataFrame
+        return value.to_dict("records")
+    return list(value)
+
+
 def dropped_count(value: Any) -> int:
-    """How many input rows a result set aside (0 for a bare Dataset)."""
+    """How many input rows a result set aside: ``len(result.dropped_rows)`` for a Result, 0 for a bare Dataset."""
+    rows = getattr(value, "dropped_rows", None)
+    if rows is not None:
+        return len(rows)
     dropped = getattr(value, "dropped", None)
     if dropped is None:
         return 0

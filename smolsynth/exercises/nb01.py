@@ -14,32 +14,23 @@ from __future__ import annotations
 
 from typing import Any, List
 
-from smolsynth.exercises.core import Exercise, Level, expect
+from smolsynth.exercises.core import Exercise, Level, dropped_count, expect, rows_of
 
 NOTEBOOK = "01_instructions"
 
 
-def _rows_of(value: Any) -> List[dict]:
-    if value is None:
-        return []
-    if hasattr(value, "to_list") and hasattr(value, "column_names"):
-        return value.to_list() if len(value) else []
-    if hasattr(value, "to_dict") and hasattr(value, "columns"):
-        return value.to_dict("records")
-    return list(value)
-
-
 def _result(value: Any, name: str, made_by: str) -> Any:
-    """A RunResult-like value (``.dataset``, ``.dropped``, ``.report``), or Incorrect with a learner-facing reason."""
-    expect(all(hasattr(value, a) for a in ("dataset", "dropped", "report")),
-           f"`{name}` should be what `{made_by}` returns (a result with `.dataset`, `.dropped` and `.report`); it "
-           f"is a {type(value).__name__}.")
+    """A :class:`~smolsynth.rows.Result` (``.rows``, ``.dropped_rows``, ``.report``), or Incorrect with a
+    learner-facing reason."""
+    expect(all(hasattr(value, a) for a in ("rows", "dropped_rows", "report")),
+           f"`{name}` should be what `{made_by}` returns (a result with `.rows`/`.dataset`, `.dropped_rows` and "
+           f"`.report`); it is a {type(value).__name__}.")
     return value
 
 
 def _accounted(value: Any, name: str) -> None:
     report = value.report
-    expect(report.rows_in == report.rows_out + report.dropped_total and report.rows_out == len(value.dataset),
+    expect(report.rows_in == report.rows_out + report.dropped_total and report.rows_out == len(value.rows),
            f"The numbers of `{name}` do not add up (rows in = rows out + rows dropped): was its dataset changed "
            "after it was made? Make it again with the function, unchanged.")
 
@@ -53,7 +44,7 @@ def _sft_rows(value: Any, name: str) -> List[dict]:
     expect(dataset.column_names == ["messages"],
            f"`{name}` has the columns {dataset.column_names}; TRL's SFTTrainer reads a dataset with only a "
            "`messages` column here. Make it with `to_sft(...)` and keep the default format.")
-    rows = _rows_of(dataset)
+    rows = rows_of(dataset)
     for row in rows:
         roles = [m.get("role") for m in row["messages"] if m.get("role") != "system"]
         expect(roles[:2] == ["user", "assistant"] and roles[-1] == "assistant",
@@ -72,33 +63,33 @@ class MagpieToSft(Exercise):
         "`my_magpie = magpie(N_EXERCISE, ...)` generates instructions *and* responses (leave `only_instruction` "
         "off), with the settings used above (`model=model_id`, `max_new_tokens=MAX_NEW_TOKENS`, "
         "`response_temperature=RESPONSE_TEMPERATURE`).",
-        "`my_sft = to_sft(my_magpie.dataset)` pairs each instruction with its response; the `response` column is "
+        "`my_sft = to_sft(my_magpie.dataset)` pairs each instruction with its answer; the `generation` column is "
         "found by itself.",
         "Ask for at least 3 rows, so that some survive the filters even with a noisy model.",
     )
 
     def _check(self, my_magpie: Any, my_sft: Any) -> str:
         result = _result(my_magpie, "my_magpie", "magpie(...)")
-        columns = set(result.dataset.column_names)
-        stages = [getattr(r, "step", "") for r in getattr(result, "stages", [])]
-        expect("magpie" in stages or result.report.step == "magpie",
+        columns = set(result.rows[0]) if result.rows else set()
+        steps = [getattr(r, "step", "") for r in getattr(result, "steps", [])]
+        expect("magpie" in steps or result.report.step == "magpie",
                "`my_magpie` was not made by `magpie(...)`: use the function from `smolsynth.instructions`.")
         expect(result.report.rows_in >= 3, f"`my_magpie` asked for {result.report.rows_in} row(s); the exercise "
                                            "asks for at least 3.")
         _accounted(result, "my_magpie")
-        expect(len(result.dataset) == 0 or {"instruction", "response"} <= columns,
-               "`my_magpie` has instructions but no `response` column: generate responses too (do not pass "
+        expect(not result.rows or {"instruction", "generation"} <= columns,
+               "`my_magpie` has instructions but no `generation` column: generate answers too (do not pass "
                "`only_instruction=True`), so that the SFT data has answers to learn from.")
         rows = _sft_rows(my_sft, "my_sft")
-        instructions = {r["instruction"] for r in _rows_of(result.dataset)}
+        instructions = {r["instruction"] for r in result.rows}
         users = [next(m["content"] for m in r["messages"] if m["role"] == "user") for r in rows]
         expect(set(users) <= instructions,
-               "`my_sft` holds instructions that are not in `my_magpie`: convert `my_magpie.dataset` itself.")
-        dropped = len(getattr(my_sft, "dropped", []) or [])
-        expect(len(rows) + dropped == len(result.dataset),
-               f"`my_sft` has {len(rows)} rows (+{dropped} dropped) but `my_magpie` kept {len(result.dataset)}: "
+               "`my_sft` holds instructions that are not in `my_magpie`: convert `my_magpie` itself.")
+        dropped = dropped_count(my_sft)
+        expect(len(rows) + dropped == len(result.rows),
+               f"`my_sft` has {len(rows)} rows (+{dropped} dropped) but `my_magpie` kept {len(result.rows)}: "
                "convert every row once.")
-        return (f"{result.report.rows_in} Magpie rows asked for, {len(result.dataset)} survived the filters, "
+        return (f"{result.report.rows_in} Magpie rows asked for, {len(result.rows)} survived the filters, "
                 f"{len(rows)} SFT conversations: the format TRL's SFTTrainer reads as is.")
 
 
@@ -111,9 +102,9 @@ class SelfInstructFromSeeds(Exercise):
     hints = (
         "`my_seeds` is a list of at least 6 different instructions of your own (one domain is fine: cooking, "
         "travel, code review...).",
-        "`my_self_instruct = self_instruct_bootstrap(my_seeds, ...)`, with the same settings as the run above.",
+        "`my_self_instruct = self_instruct(my_seeds, ...)`, with the same settings as the run above.",
         "The rows the novelty filter removed are the dropped rows whose `reason` is `too_similar`, e.g. "
-        "`my_self_instruct.dropped.filter(lambda r: r[\"reason\"] == \"too_similar\")`.",
+        "`[r for r in my_self_instruct.dropped_rows if r[\"reason\"] == \"too_similar\"]`.",
     )
 
     def _check(self, my_seeds: Any, my_self_instruct: Any, my_too_similar: Any) -> str:
@@ -125,23 +116,23 @@ class SelfInstructFromSeeds(Exercise):
                                    "that each prompt can show the model 6 examples, as in the paper.")
         expect(len({s.strip().lower() for s in my_seeds}) == len(my_seeds),
                "Two of your seeds are the same: the pool should start with different instructions.")
-        result = _result(my_self_instruct, "my_self_instruct", "self_instruct_bootstrap(...)")
+        result = _result(my_self_instruct, "my_self_instruct", "self_instruct(...)")
         expect(getattr(result, "params", {}).get("seeds") == list(my_seeds),
-               "`my_self_instruct` was not made from `my_seeds`: run `self_instruct_bootstrap(my_seeds, ...)`.")
+               "`my_self_instruct` was not made from `my_seeds`: run `self_instruct(my_seeds, ...)`.")
         _accounted(result, "my_self_instruct")
-        kept = [r["instruction"] for r in _rows_of(result.dataset)]
+        kept = [r["instruction"] for r in result.rows]
         for i, text in enumerate(kept):
             expect(all(rouge_l(o, text) <= 0.7 + 1e-9 for o in list(my_seeds) + kept[:i]),
                    "An instruction kept in `my_self_instruct` has ROUGE-L above 0.7 against a seed or an earlier "
                    "instruction: was the dataset changed after the run?")
-        removed = _rows_of(my_too_similar)
-        expected = [r for r in _rows_of(result.dropped) if r.get("reason") == "too_similar"]
+        removed = rows_of(my_too_similar)
+        expected = [r for r in result.dropped_rows if r.get("reason") == "too_similar"]
         expect(all(isinstance(r, dict) and r.get("reason") == "too_similar" for r in removed),
                "`my_too_similar` holds rows that the ROUGE-L filter did not remove: keep only the dropped rows "
                "whose `reason` is `too_similar`.")
         expect(len(removed) == len(expected),
                f"`my_too_similar` has {len(removed)} rows, but the report counts {len(expected)} removed as "
-               "too similar: take all of them from `my_self_instruct.dropped`.")
+               "too similar: take all of them from `my_self_instruct.dropped_rows`.")
         return (f"{len(kept)} new instructions kept; the ROUGE-L filter removed {len(expected)} "
                 "(each with the instruction it was too close to, in `most_similar`).")
 
@@ -154,8 +145,8 @@ class EvolOwnSeeds(Exercise):
     variables = ("my_evol_seeds", "my_evolved", "my_evol_sft")
     hints = (
         "`my_evol_seeds`: at least 3 instructions from your own use case.",
-        "`my_evolved = evol_instruct(my_evol_seeds, rounds=EVOL_ROUNDS, ...)`: its dataset holds only the "
-        "survivors, each with a `response`.",
+        "`my_evolved = evol_instruct(my_evol_seeds, rounds=EVOL_ROUNDS, ...)`: its rows are only the "
+        "survivors, each with its answer in `generation`.",
         "`my_evol_sft = to_sft(my_evolved.dataset)`.",
     )
 
@@ -168,9 +159,10 @@ class EvolOwnSeeds(Exercise):
         expect(getattr(result, "params", {}).get("seeds") == list(my_evol_seeds),
                "`my_evolved` was not made from `my_evol_seeds`: run `evol_instruct(my_evol_seeds, ...)`.")
         _accounted(result, "my_evolved")
-        survivors = _rows_of(result.dataset)
-        expect(all(isinstance(r.get("response"), str) and r["response"].strip() for r in survivors),
-               "Some rows of `my_evolved` have no response: keep the survivors as `evol_instruct` returns them.")
+        survivors = result.rows
+        expect(all(isinstance(r.get("generation"), str) and r["generation"].strip() for r in survivors),
+               "Some rows of `my_evolved` have no answer (`generation`): keep the survivors as `evol_instruct` "
+               "returns them.")
         rows = _sft_rows(my_evol_sft, "my_evol_sft")
         expect(len(rows) == len(survivors),
                f"`my_evol_sft` has {len(rows)} rows but {len(survivors)} evolutions survived: convert the "

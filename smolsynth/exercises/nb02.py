@@ -107,7 +107,8 @@ class EvolvedCandidates(Exercise):
     variables = ("my_evolved", "my_evolved_judged", "my_mean_by_source")
     hints = (
         "`my_evolved = evolve_quality(pooled.dataset, [...])` with one or more of the five directions, e.g. "
-        "`[\"creativity\", \"details\"]`; each adds one candidate per row, with `sources` saying how it was made.",
+        "`[\"creativity\", \"details\"]`; each adds one candidate per row, with `generation_sources` saying how it "
+        "was made.",
         "Judge the evolved rows: `my_evolved_judged = judge(my_evolved.dataset, ...)`.",
         "`ratings_table(my_evolved_judged.dataset)` has one row per candidate with its `source` and `rating`: group "
         "by `source`, take the mean of `rating`, and turn it into a dict (`.to_dict()`).",
@@ -117,16 +118,18 @@ class EvolvedCandidates(Exercise):
         from smolsynth.preferences import ratings_table
 
         evolved = dataset_of(my_evolved, "my_evolved", "evolve_quality(...)")
-        expect("sources" in evolved.column_names and len(evolved) > 0,
-               "`my_evolved` has no `sources` column: make it with `evolve_quality(...)` on the pooled rows.")
-        with_evol = sum(any(str(s).startswith("evol:") for s in row) for row in evolved["sources"])
-        expect(with_evol > 0, "No row of `my_evolved` has an EvolQuality candidate (a `sources` entry starting with "
-                              "`evol:`): pass at least one rewrite direction to `evolve_quality`.")
+        expect("generation_sources" in evolved.column_names and len(evolved) > 0,
+               "`my_evolved` has no `generation_sources` column: make it with `evolve_quality(...)` on the pooled "
+               "rows.")
+        with_evol = sum(any(str(s).startswith("evol:") for s in row) for row in evolved["generation_sources"])
+        expect(with_evol > 0, "No row of `my_evolved` has an EvolQuality candidate (a `generation_sources` entry "
+                              "starting with `evol:`): pass at least one rewrite direction to `evolve_quality`.")
         judged = dataset_of(my_evolved_judged, "my_evolved_judged", "judge(...)")
         _check_judged(judged, "my_evolved_judged")
-        expect("sources" in judged.column_names and set(judged["instruction"]) <= set(evolved["instruction"]),
+        expect("generation_sources" in judged.column_names
+               and set(judged["instruction"]) <= set(evolved["instruction"]),
                "`my_evolved_judged` is not a judgment of `my_evolved`: run `judge` on `my_evolved.dataset`.")
-        expect(any(str(s).startswith("evol:") for row in judged["sources"] for s in row),
+        expect(any(str(s).startswith("evol:") for row in judged["generation_sources"] for s in row),
                "`my_evolved_judged` has no EvolQuality candidate: judge the evolved rows, not the pooled ones.")
         if hasattr(my_mean_by_source, "to_dict"):
             my_mean_by_source = my_mean_by_source.to_dict()
@@ -178,7 +181,8 @@ class PositionBiasAndRule(Exercise):
         rule = _rule_of(my_final_pairs, "my_final_pairs")
         expect(rule == my_rule, f"`my_final_pairs` was made with {rule!r}, not with your choice `my_rule` "
                                 f"({my_rule!r}): pass `rule=my_rule`.")
-        expect(len(pairs) > 0, "`my_final_pairs` has no pairs: look at its `.report` to see why the rows were dropped.")
+        expect(len(pairs) > 0, "`my_final_pairs` has no pairs: look at its `.report` (and `.dropped_rows`) to see why "
+                               "the rows were dropped.")
         return (f"Flip rate {my_bias.flip_rate:.0%} on {my_bias.compared} comparable rows; {len(pairs)} pairs made with "
                 f"{my_rule}. Write down why you chose it: the next person to train on your data will ask.")
 

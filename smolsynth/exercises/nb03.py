@@ -43,9 +43,9 @@ def loads_and_generates(output_dir: str, name: str) -> None:
            "Run the training cell again.")
     from smolsynth.evaluation import generate_answers
     from smolsynth.models import load_model
-    from smolsynth.training import _quiet
+    from smolsynth.verbosity import quiet_training
 
-    with _quiet():
+    with quiet_training():
         model, tokenizer = load_model(str(folder))
     answers = generate_answers(model, tokenizer, ["Say hello."], max_new_tokens=4)
     expect(len(answers) == 1 and isinstance(answers[0], str),
@@ -73,7 +73,7 @@ class DefaultSFT(Exercise):
     )
 
     def _check(self, my_sft_result: Any) -> str:
-        from smolsynth.training import training_profile
+        from smolsynth.hardware import training_profile
 
         result = training_result(my_sft_result, "my_sft_result", "sft")
         params = result.metrics.get("model_params")
@@ -106,9 +106,10 @@ def lora_trainable_count(model: str, profile: Any) -> int:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from smolsynth.models import _from_pretrained, model_path
-    from smolsynth.training import _peft_config, _quiet
+    from smolsynth.training import _peft_config
+    from smolsynth.verbosity import quiet_training
 
-    with _quiet():
+    with quiet_training():
         config = _from_pretrained(AutoConfig, model_path(model))
         with torch.device("meta"):
             skeleton = AutoModelForCausalLM.from_config(config)
@@ -178,11 +179,12 @@ class OwnSFT(Exercise):
 
     def _check(self, my_sft_data: Any, my_own_result: Any) -> str:
         from smolsynth.handoff import SAMPLE_INSTRUCTIONS
-        from smolsynth.training import validate_sft_dataset
+        from smolsynth.formats import validate_sft_dataset
 
         dataset = getattr(my_sft_data, "dataset", my_sft_data)
         expect(hasattr(dataset, "column_names") and hasattr(dataset, "__len__"),
-               f"`my_sft_data` should be a `datasets.Dataset` (e.g. `to_sft(...).dataset`); it is a "
+               f"`my_sft_data` should be a `datasets.Dataset` (e.g. `to_sft(...).dataset`) or the result of "
+               f"`to_sft(...)`; it is a "
                f"{type(my_sft_data).__name__}.")
         expect(dataset.column_names == ["messages"],
                f"`my_sft_data` has the columns {dataset.column_names}; SFT data for TRL should have a `messages` "

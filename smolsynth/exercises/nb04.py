@@ -140,13 +140,13 @@ class OwnPairs(Exercise):
 
     def _check(self, my_pairs: Any, my_own_dpo_result: Any) -> str:
         from smolsynth.handoff import SAMPLE_INSTRUCTIONS
-        from smolsynth.training import validate_dpo_dataset
+        from smolsynth.formats import validate_dpo_dataset
 
         dataset = getattr(my_pairs, "dataset", my_pairs)
         expect(hasattr(dataset, "column_names") and hasattr(dataset, "__len__"),
                f"`my_pairs` should be a `datasets.Dataset` of pairs; it is a {type(my_pairs).__name__}.")
         try:
-            usable, dropped = validate_dpo_dataset(dataset)
+            usable = validate_dpo_dataset(dataset).rows  # pairs whose chosen and rejected differ
         except ValueError as err:
             raise Incorrect(f"`my_pairs` is not in the format DPO takes: {err}") from None
         expect(not isinstance(dataset[0]["prompt"], str),
