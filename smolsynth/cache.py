@@ -1,4 +1,4 @@
-"""Results cached by content, batch by batch (DESIGN.md D3).
+"""Results cached by content, batch by batch (ARCHITECTURE.md, "Decisions").
 
 distilabel's own cache ignores the input rows (change the data, get the old result). Here the key of a run is a hash
 of what decides its result: the task's class and configuration (prompt templates, ``num_generations``, the LLM's

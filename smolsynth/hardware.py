@@ -9,7 +9,7 @@ the reason in words. The two are separate so that tests (and curious learners) c
     >>> choose_profile(t4).dtype
     'float16'
 
-Rules (DESIGN.md D5): bf16 only when the compute capability is >= 8 (Ampere and newer). A T4 reports
+Rules (ARCHITECTURE.md, "Decisions"): bf16 only when the compute capability is >= 8 (Ampere and newer). A T4 reports
 ``torch.cuda.is_bf16_supported() == True`` through emulation, so that call is never used. fp16 on older GPUs, fp32 on
 CPU (CPU fp16/bf16 matmuls are slow or unsupported on common hardware).
 """
@@ -195,7 +195,7 @@ class TrainingProfile:
 def training_profile(hardware: Hardware | None = None, model_params: int | None = None) -> TrainingProfile:
     """The training profile for ``hardware`` (this machine when None) and a model of ``model_params`` parameters.
 
-    Rules (DESIGN.md D5):
+    Rules (ARCHITECTURE.md, "Decisions"):
 
     * **CPU**: float32, ``use_cpu=True``, no gradient checkpointing. LoRA only when full fine-tuning would not fit
       in half the RAM (~16 bytes per trained parameter). Batch 8 for tiny models, else 2 x 4 accumulation.

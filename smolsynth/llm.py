@@ -1,7 +1,7 @@
 """A distilabel LLM that runs a local model fast: real batching, seeds, stop strings, Magpie, constrained decoding.
 
 distilabel's ``TransformersLLM`` calls ``generate()`` once per prompt, has no stop strings and renders Magpie prompts
-with a dangling assistant header when there is a system prompt (DESIGN.md D1). :class:`LocalLLM` is a drop-in
+with a dangling assistant header when there is a system prompt (ARCHITECTURE.md, "Decisions"). :class:`LocalLLM` is a drop-in
 replacement: any distilabel ``Task`` accepts it, inside the in-process runner (:mod:`smolsynth.runner`) or a
 distilabel ``Pipeline``::
 

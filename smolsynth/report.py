@@ -1,6 +1,6 @@
 """What a step did, in numbers: rows in and out, rows dropped and why, tokens, time, throughput.
 
-Every run of a task returns a :class:`Report` (DESIGN.md D4: nothing silent). In Jupyter it renders as a small table,
+Every run of a task returns a :class:`Report` (ARCHITECTURE.md, "Nothing silent"). In Jupyter it renders as a small table,
 in a terminal as text; :meth:`Report.combine` puts the reports of several steps in one table (a funnel)::
 
     >>> from smolsynth.report import Report

@@ -1,7 +1,7 @@
 """Run a distilabel task over a dataset in this process: batches, a progress bar, a cache, and an honest account.
 
 distilabel's ``Pipeline`` forks a process per step, reloads models in each and leaves the root logger broken in a
-notebook (DESIGN.md D2). In a notebook the same tasks run here instead::
+notebook (ARCHITECTURE.md, "Decisions"). In a notebook the same tasks run here instead::
 
     >>> from smolsynth.llm import LocalLLM
     >>> from smolsynth.runner import run

@@ -4,7 +4,7 @@
   offline model carries it.
 * :data:`MAGPIE_PRESETS`: distilabel's named Magpie pre-query templates (``"llama3"``, ``"qwen2"``) plus ``"chatml"``.
 * :func:`render_chat`: ``tokenizer.apply_chat_template`` as text, with an optional template override.
-* :func:`magpie_prompt`: the prompt that makes a chat model write the next *user* turn (DESIGN.md D1).
+* :func:`magpie_prompt`: the prompt that makes a chat model write the next *user* turn (ARCHITECTURE.md, "Decisions").
 
 This module imports nothing heavy (no torch, no distilabel): :mod:`smolsynth.models` uses it at import time.
 """

@@ -327,9 +327,9 @@ def _save(trainer: Any, tokenizer: Any, output_dir: str, lora: bool) -> Any:
     return model
 
 
-def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], *, tokenizer: Any, output_dir: str,
+def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], checked: Result, *, tokenizer: Any, output_dir: str,
                     profile: TrainingProfile, before: dict[str, Any] | None, metrics: dict[str, Any], t_start: float,
-                    keep_model: bool, rows_in: int, dropped_rows: list[dict[str, Any]]) -> TrainingResult:
+                    keep_model: bool) -> TrainingResult:
     """Train, evaluate after, save the checkpoint and ``smolsynth_training.json``; the :class:`TrainingResult`."""
     t0 = time.perf_counter()
     trainer.train()
@@ -358,9 +358,9 @@ def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], *, tokenizer: Any
     model = _save(trainer, tokenizer, output_dir, profile.lora)
     metrics["total_seconds"] = round(time.perf_counter() - t_start, 2)
     used = int(metrics.get("train_rows", 0)) + int(metrics.get("eval_rows", 0))
-    report = Report(kind.upper(), rows_in=rows_in, rows_out=used, dropped=dict(metrics.get("dropped_rows") or {}),
+    report = Report(kind.upper(), rows_in=checked.report.rows_in, rows_out=used, dropped=dict(metrics.get("dropped_rows") or {}),
                     seconds=metrics["total_seconds"], compute_seconds=round(train_seconds, 3), model=metrics.get("model"))
-    result = TrainingResult(rows=[], dropped_rows=list(dropped_rows), report=report, kind=kind,
+    result = TrainingResult(rows=[], dropped_rows=list(checked.dropped_rows), report=report, kind=kind,
                             output_dir=str(output_dir), config=trainer.args, log_history=history, metrics=metrics,
                             train_seconds=round(train_seconds, 3), profile=profile,
                             model=model if keep_model else None)
@@ -389,7 +389,7 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
     """Supervised fine-tuning with TRL's ``SFTTrainer`` on a ``messages`` dataset; save to ``output_dir``.
 
     Args:
-        dataset: a ``datasets.Dataset`` with a ``messages`` column (D6), or ``prompt``/``completion`` columns; a
+        dataset: a ``datasets.Dataset`` with a ``messages`` column (see smolsynth.formats), or ``prompt``/``completion`` columns; a
             ``DatasetDict`` with ``train`` (+ ``test``) splits; or a list of dicts.
         model: a model id, a local checkpoint path, or None for ``$SMOLSYNTH_MODEL`` / the hardware default.
         output_dir: where the final model and tokenizer are saved (a plain checkpoint; LoRA is merged in).
@@ -433,9 +433,8 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
             "dropped_rows": _dropped(len(train_ds), len(trainer.train_dataset), checked.report.dropped),
         }
         before = trainer.evaluate() if eval_ds is not None else None
-        result = _train_and_save(trainer, "sft", tokenizer=tok, output_dir=output_dir, profile=prof, before=before,
-                                 metrics=metrics, t_start=t_start, keep_model=keep_model,
-                                 rows_in=checked.report.rows_in, dropped_rows=checked.dropped_rows)
+        result = _train_and_save(trainer, "sft", checked, tokenizer=tok, output_dir=output_dir, profile=prof,
+                                 before=before, metrics=metrics, t_start=t_start, keep_model=keep_model)
     del trainer
     _release()
     return result
@@ -457,7 +456,7 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
     """Direct preference optimisation with TRL's ``DPOTrainer``, starting from a saved SFT checkpoint.
 
     Args:
-        dataset: ``prompt``/``chosen``/``rejected`` message lists (D6); extra columns are dropped, rows with
+        dataset: ``prompt``/``chosen``/``rejected`` message lists (see smolsynth.formats); extra columns are dropped, rows with
             chosen == rejected dropped and counted.
         model: the **path** of the saved SFT checkpoint (``sft_result.output_dir``), or a model id. The reference
             model is then the same checkpoint, as DPO requires. An in-memory model works only with ``ref_model``:
@@ -522,9 +521,8 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
             if eval_ds is None:  # the check ran on training rows: not an eval loss to report
                 before = None
                 trainer.eval_dataset = None
-        result = _train_and_save(trainer, "dpo", tokenizer=tok, output_dir=output_dir, profile=prof, before=before,
-                                 metrics=metrics, t_start=t_start, keep_model=keep_model,
-                                 rows_in=checked.report.rows_in, dropped_rows=checked.dropped_rows)
+        result = _train_and_save(trainer, "dpo", checked, tokenizer=tok, output_dir=output_dir, profile=prof,
+                                 before=before, metrics=metrics, t_start=t_start, keep_model=keep_model)
     del trainer
     _release()
     return result

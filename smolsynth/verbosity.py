@@ -157,6 +157,15 @@ def quiet_distilabel(level: int = logging.ERROR) -> Iterator[None]:
 
 
 
+@contextmanager
+def quiet_subclassing() -> Iterator[None]:
+    """Around subclassing a distilabel task: pydantic's note on distilabel's RuntimeParameter typing (about
+    distilabel, not about anything a learner can act on) and distilabel's loggers stay quiet."""
+    with quiet_distilabel(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 # ------------------------------------------------------------------------------------------- progress bars
 @contextmanager
 def no_progress_bars() -> Iterator[None]:

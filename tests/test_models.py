@@ -14,17 +14,20 @@ from smolsynth.models import MODEL_ENV, TINY_MODEL, resolve_model
 def test_argument_beats_environment_beats_profile(monkeypatch):
     profile = choose_profile(Hardware())
     monkeypatch.delenv(MODEL_ENV, raising=False)
-    assert resolve_model(profile=profile) == profile.model
+    assert resolve_model(profile=profile, offline_fallback=False) == profile.model
     monkeypatch.setenv(MODEL_ENV, TINY_MODEL)
     assert resolve_model(profile=profile) == TINY_MODEL
     assert resolve_model("someone/else", profile=profile) == "someone/else"
 
 
-def test_demo_falls_back_to_tiny_when_the_hub_is_off(monkeypatch):
+def test_the_default_falls_back_to_an_offline_model_when_the_hub_is_off(monkeypatch):
+    from smolsynth.offline import EMBEDDED_MODEL
+
     monkeypatch.delenv(MODEL_ENV, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert resolve_model("acme/not-cached-model-xyz", fallback_to_tiny=True) == TINY_MODEL
-    assert resolve_model("acme/not-cached-model-xyz") == "acme/not-cached-model-xyz"
+    profile = choose_profile(Hardware())  # its default, a hub model, is not in this machine's hub cache
+    assert resolve_model(profile=profile) in {EMBEDDED_MODEL, TINY_MODEL}
+    assert resolve_model("acme/not-cached-model-xyz") == "acme/not-cached-model-xyz"  # a named model: never replaced
 
 
 UNKNOWN = """
@@ -101,7 +104,7 @@ def test_retrained_folder_is_loaded_again_and_not_read_from_the_result_cache(eng
     assert json.loads(fresh.stdout.split("ANSWERS")[1]) == after
 
 
-def test_the_engine_leaves_a_tokenizer_as_it_was_saved(tmp_path, tiny_llm_factory):
+def test_the_engine_leaves_a_tokenizer_as_it_was_saved(tmp_path):
     """No pad token and right padding in the saved tokenizer: the engine pads by hand and changes neither."""
     from smolsynth.llm import LocalLLM
     from smolsynth.models import build_tiny_model, load_tokenizer
@@ -115,5 +118,6 @@ def test_the_engine_leaves_a_tokenizer_as_it_was_saved(tmp_path, tiny_llm_factor
     chats = [[{"role": "user", "content": "Hi" + " there" * i}] for i in range(4)]
     out = llm.generate(chats, max_new_tokens=6, temperature=0)
     assert llm.tokenizer.padding_side == "right" and llm.tokenizer.pad_token is None
-    same_weights = tiny_llm_factory().generate(chats, max_new_tokens=6, temperature=0)  # left padding, a pad token
+    as_built = build_tiny_model(tmp_path / "left", seed=0)  # the same weights; left padding and a pad token
+    same_weights = LocalLLM(str(as_built)).generate(chats, max_new_tokens=6, temperature=0)
     assert [o["generations"] for o in out] == [o["generations"] for o in same_weights]

@@ -54,7 +54,7 @@ def test_distilabels_tasks_run(engine_home, tiny_llm_factory, name):
 
 
 def _canned_llm(texts):
-    """A fake LLM that returns canned text: only to test the accounting on known outputs (DESIGN.md section 5)."""
+    """A fake LLM that returns canned text: only to test the accounting on known outputs (the testing rules of the project)."""
     import warnings
 
     from distilabel.models.llms.base import LLM

@@ -257,7 +257,7 @@ def test_dpo_from_saved_checkpoint_starts_at_zero_margin(trained_dpo, trained_sf
 
 
 def test_dpo_check_trips_on_in_memory_model_without_reference(trained_sft, tmp_path):
-    """The trap of DESIGN.md D6: TRL reloads the *base* checkpoint as reference for an in-memory SFT model."""
+    """The trap of ARCHITECTURE.md ("TRL formats out"): TRL reloads the *base* checkpoint as reference for an in-memory SFT model."""
     with pytest.raises(ReferenceModelError, match=r"in-memory model and no ref_model.*Fix: pass the path"):
         dpo(make_pairs(), model=trained_sft.model, output_dir=str(tmp_path / "trap"), max_steps=1)
     assert not (tmp_path / "trap" / "model.safetensors").exists()  # it stopped before training

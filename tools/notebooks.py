@@ -65,7 +65,7 @@ COLAB_MANAGED = re.compile(
     r"^(torch|torchvision|torchaudio|triton|nvidia-.*|cuda-.*|ipykernel|ipython|jupyter_client|jupyter_core|"
     r"jupyter_server|notebook|tornado|traitlets|pyzmq|ipywidgets|widgetsnbextension|jupyterlab_widgets|comm|debugpy|"
     r"matplotlib-inline|prompt_toolkit)$", re.IGNORECASE)
-"""Packages Colab provides and manages itself: its CUDA-matched torch (DESIGN.md D9) and the kernel it talks to.
+"""Packages Colab provides and manages itself: its CUDA-matched torch (ARCHITECTURE.md) and the kernel it talks to.
 The Colab install never pins them, so pip keeps Colab's versions whenever they satisfy smolsynth's ranges."""
 
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"

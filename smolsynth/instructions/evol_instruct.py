@@ -19,6 +19,7 @@ import random
 import re
 import time
 import warnings
+from functools import lru_cache
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from smolsynth.arguments import check_choice, check_number, check_texts
@@ -28,8 +29,6 @@ from smolsynth.stats import normalize_text
 
 __all__ = ["EVOL_IN_BREADTH", "EVOL_IN_DEPTH", "EVOL_JUDGE_PROMPT", "STOP_WORDS", "TEMPLATE_WORDS",
            "copies_template_words", "evol_instruct", "evol_mutation_templates", "evolution_elimination_reason"]
-
-_CLASS: Dict[str, type] = {}
 
 EVOL_IN_DEPTH: Tuple[str, ...] = ("CONSTRAINTS", "DEEPENING", "CONCRETIZING", "INCREASED_REASONING_STEPS",
                                   "COMPLICATE_INPUT")
@@ -103,38 +102,36 @@ def evolution_elimination_reason(parent: str, evolved: Optional[str], response: 
     return None
 
 
+@lru_cache(maxsize=None)  # built on first use (importing distilabel is slow), once
 def _evol_class() -> type:
     """distilabel's EvolInstruct, applying the mutation named in each row's ``mutation`` column, one per call."""
-    if "evol" not in _CLASS:
-        from pydantic import PrivateAttr
+    from pydantic import PrivateAttr
 
-        from smolsynth.verbosity import import_distilabel, quiet_distilabel
+    from smolsynth.verbosity import import_distilabel, quiet_subclassing
 
-        with quiet_distilabel(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydantic's note on distilabel's RuntimeParameter typing, not ours
-            base = import_distilabel("distilabel.steps.tasks").EvolInstruct
+    with quiet_subclassing():
+        base = import_distilabel("distilabel.steps.tasks").EvolInstruct
 
-            class EvolInstructChosenMutation(base):  # type: ignore[misc, valid-type]
-                """``EvolInstruct`` that applies the mutation named in each input row's ``mutation`` column."""
+        class EvolInstructChosenMutation(base):  # type: ignore[misc, valid-type]
+            """``EvolInstruct`` that applies the mutation named in each input row's ``mutation`` column."""
 
-                _queue: List[str] = PrivateAttr(default_factory=list)
+            _queue: List[str] = PrivateAttr(default_factory=list)
 
-                @property
-                def inputs(self) -> Dict[str, bool]:
-                    return {"instruction": True, "mutation": True}
+            @property
+            def inputs(self) -> Dict[str, bool]:
+                return {"instruction": True, "mutation": True}
 
-                def process(self, inputs: Any) -> Any:
-                    self._queue = [row["mutation"] for row in inputs]
-                    yield from super().process(inputs)
+            def process(self, inputs: Any) -> Any:
+                self._queue = [row["mutation"] for row in inputs]
+                yield from super().process(inputs)
 
-                def _apply_random_mutation(self, instruction: str) -> str:
-                    name = self._queue.pop(0)
-                    return self.mutation_templates[name].replace("<PROMPT>", instruction)
+            def _apply_random_mutation(self, instruction: str) -> str:
+                name = self._queue.pop(0)
+                return self.mutation_templates[name].replace("<PROMPT>", instruction)
 
-            EvolInstructChosenMutation.__module__ = __name__
-            EvolInstructChosenMutation.__qualname__ = "EvolInstructChosenMutation"
-        _CLASS["evol"] = EvolInstructChosenMutation
-    return _CLASS["evol"]
+        EvolInstructChosenMutation.__module__ = __name__
+        EvolInstructChosenMutation.__qualname__ = "EvolInstructChosenMutation"
+    return EvolInstructChosenMutation
 
 
 def evol_mutation_templates() -> Dict[str, str]:

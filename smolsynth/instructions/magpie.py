@@ -17,6 +17,7 @@ import random
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Dict, List, Optional, Union
 
 from smolsynth.arguments import check_number, check_texts
@@ -26,38 +27,34 @@ from smolsynth.stats import NearDuplicateIndex, normalize_text
 
 __all__ = ["magpie"]
 
-_CLASS: Dict[str, type] = {}
 
-
+@lru_cache(maxsize=None)  # built on first use (importing distilabel is slow), once
 def _magpie_class() -> type:
     """distilabel's Magpie with separate generation settings for the assistant turns."""
-    if "magpie" not in _CLASS:
-        from smolsynth.verbosity import import_distilabel, quiet_distilabel
+    from smolsynth.verbosity import import_distilabel, quiet_subclassing
 
-        with quiet_distilabel(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydantic's note on distilabel's RuntimeParameter typing, not ours
-            base = import_distilabel("distilabel.steps.tasks").Magpie
+    with quiet_subclassing():
+        base = import_distilabel("distilabel.steps.tasks").Magpie
 
-            class MagpieWithResponseSettings(base):  # type: ignore[misc, valid-type]
-                """``Magpie`` whose assistant turns use ``llm.generation_kwargs`` updated with
-                ``response_generation_kwargs``."""
+        class MagpieWithResponseSettings(base):  # type: ignore[misc, valid-type]
+            """``Magpie`` whose assistant turns use ``llm.generation_kwargs`` updated with
+            ``response_generation_kwargs``."""
 
-                response_generation_kwargs: Optional[Dict[str, Any]] = None
+            response_generation_kwargs: Optional[Dict[str, Any]] = None
 
-                def _generate_conversation_turn(self, role: str, conversations: Any, active_indices: Any) -> Any:
-                    if role != "assistant" or not self.response_generation_kwargs:
-                        return super()._generate_conversation_turn(role, conversations, active_indices)
-                    saved = self.llm.generation_kwargs
-                    self.llm.generation_kwargs = {**(saved or {}), **self.response_generation_kwargs}
-                    try:
-                        return super()._generate_conversation_turn(role, conversations, active_indices)
-                    finally:
-                        self.llm.generation_kwargs = saved
+            def _generate_conversation_turn(self, role: str, conversations: Any, active_indices: Any) -> Any:
+                if role != "assistant" or not self.response_generation_kwargs:
+                    return super()._generate_conversation_turn(role, conversations, active_indices)
+                saved = self.llm.generation_kwargs
+                self.llm.generation_kwargs = {**(saved or {}), **self.response_generation_kwargs}
+                try:
+                    return super()._generate_conversation_turn(role, conversations, active_indices)
+                finally:
+                    self.llm.generation_kwargs = saved
 
-            MagpieWithResponseSettings.__module__ = __name__
-            MagpieWithResponseSettings.__qualname__ = "MagpieWithResponseSettings"
-        _CLASS["magpie"] = MagpieWithResponseSettings
-    return _CLASS["magpie"]
+        MagpieWithResponseSettings.__module__ = __name__
+        MagpieWithResponseSettings.__qualname__ = "MagpieWithResponseSettings"
+    return MagpieWithResponseSettings
 
 
 def _system_prompts(system_prompt: Any, n: int, rng: random.Random) -> Optional[List[str]]:
