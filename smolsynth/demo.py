@@ -44,6 +44,9 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     from smolsynth.preferences import DEFAULT_RULE, preference_dataset
     from smolsynth.training import dpo, sft
 
+    from smolsynth.arguments import check_path
+
+    check_path("out", out)
     check_number("rows", rows, minimum=2, integer=True)
     check_number("steps", steps, minimum=1, integer=True)
     check_number("max_new_tokens", max_new_tokens, minimum=1, integer=True)

@@ -87,7 +87,7 @@ def compare_answers(models: Mapping[str, Any], prompts: Sequence[str], max_new_t
     import pandas as pd
 
     from smolsynth.models import load_model
-    from smolsynth.training import _quiet
+    from smolsynth.verbosity import quiet_training
 
     if not prompts:
         raise ValueError("compare_answers needs at least one prompt.")
@@ -98,7 +98,7 @@ def compare_answers(models: Mapping[str, Any], prompts: Sequence[str], max_new_t
             table[name] = generate_answers(model, tok, prompts, max_new_tokens=max_new_tokens,
                                            system_prompt=system_prompt)
             continue
-        with _quiet():
+        with quiet_training():
             model, tok = load_model(str(spec))
         try:
             table[name] = generate_answers(model, tok, prompts, max_new_tokens=max_new_tokens,

@@ -115,6 +115,8 @@ def generate(
     check_number("num_generations", num_generations, minimum=1, integer=True)
     if system_prompt is not None:
         check_text("system_prompt", system_prompt)
+    if "top_p" in kwargs:
+        check_number("top_p", kwargs["top_p"], minimum=0.0, maximum=1.0, exclusive_minimum=True)
     llm_kwargs = {k: kwargs.pop(k) for k in _LLM_FIELDS if k in kwargs}
     run_kwargs = {k: kwargs.pop(k) for k in _RUN_FIELDS if k in kwargs}
     allowed = set(inspect.signature(LocalLLM.generate).parameters) - {"self", "inputs", "num_generations"}

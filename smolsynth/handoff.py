@@ -176,8 +176,8 @@ def _load_or_make(name: str, *, what: str, unit: str, validate: Any, path: str |
 # ----------------------------------------------------------------------------------------------------------- SFT
 def make_sft_data(instructions: Any = None, *, rows: int | None = None, model: str | None = None,
                   max_new_tokens: int = 256, seed: int = 0, progress: bool = True) -> CourseData:
-    """Make a small SFT dataset: :func:`~smolsynth.generation.generate` an answer to each instruction (greedy,
-    asked to be concise, so answers finish within budget), then :func:`~smolsynth.formats.to_sft`.
+    """Make a small SFT dataset: :func:`~smolsynth.generation.generate` an answer to each instruction (asked to be
+    concise, so answers finish within budget), then :func:`~smolsynth.formats.to_sft`.
 
     ``instructions`` defaults to :data:`SAMPLE_INSTRUCTIONS`; ``rows`` keeps the first ``rows`` of them. Rows whose
     answer failed (or was cut off) are dropped and counted in the reports.
@@ -189,7 +189,7 @@ def make_sft_data(instructions: Any = None, *, rows: int | None = None, model: s
     chosen = _instructions(instructions, rows)
     model_id = resolve_model(model)
     answers = generate(chosen, model=model_id, system_prompt=SFT_SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
-                       temperature=0.0, seed=seed, progress=progress, desc="answers")
+                       temperature=0.7, seed=seed, progress=progress, desc="answers")
     converted = to_sft(answers.rows)
     return CourseData(dataset=converted.dataset, source="made", path=data_path("sft"),
                       note=f"Made {len(converted.rows)} SFT rows on the spot: {model_id} answered "

@@ -48,7 +48,8 @@ from smolsynth.grammar import GrammarLogitsProcessor, normalize_structured_outpu
 from smolsynth.models import LoadedModel, get_loaded_model
 from smolsynth.verbosity import import_distilabel
 
-# moved; re-exported for the notebooks until they import from the new home
+# moved; re-exported for the notebooks until they import from the new home (with normalize_structured_output,
+# LoadedModel and get_loaded_model above, which this module uses itself)
 from smolsynth.models import clear_model_cache  # noqa: E402,F401
 from smolsynth.templates import MAGPIE_PRESETS, magpie_prompt, render_chat  # noqa: E402,F401
 from smolsynth.ultrafeedback import ultrafeedback_regex, ultrafeedback_schema  # noqa: E402,F401

@@ -144,7 +144,7 @@ def _as_generator(spec: Any, index: int) -> Generator:
 
 def pool_responses(instructions: Any, generators: Sequence[Any] | None = None, *, max_new_tokens: int = 256,
                    seed: int = 0, one_model_at_a_time: bool | None = None, progress: bool = True,
-                   cache: bool = True, cache_dir: str | None = None) -> Result:
+                   cache: bool = True, cache_dir: str | None = None, allow_truncated: bool = False) -> Result:
     """One answer per generator for every instruction: the candidates a judge will compare.
 
     Args:
@@ -189,7 +189,8 @@ def pool_responses(instructions: Any, generators: Sequence[Any] | None = None, *
         result = generate([{INSTRUCTION: r[INSTRUCTION], "_row": i} for i, r in enumerate(rows)],
                           model=model_ids[k], system_prompt=g.system_prompt, seed=seed,
                           max_new_tokens=g.max_new_tokens or max_new_tokens, temperature=g.temperature,
-                          desc=f"answers: {labels[k]}", **_run_kwargs(progress, cache, cache_dir))
+                          desc=f"answers: {labels[k]}", allow_truncated=allow_truncated,
+                          **_run_kwargs(progress, cache, cache_dir))
         steps.append(result.report)
         answers[k] = {row["_row"]: row[GENERATION] for row in result.rows}
     if unload and len(distinct) > 1:
@@ -210,7 +211,8 @@ def pool_responses(instructions: Any, generators: Sequence[Any] | None = None, *
 # --------------------------------------------------------------------------------------------------- evolving
 def evolve_quality(data: Any, directions: Sequence[str] = DEFAULT_EVOL_DIRECTIONS, *, source: int | str = 0,
                    model: str | None = None, max_new_tokens: int = 256, temperature: float = 0.7, seed: int = 0,
-                   progress: bool = True, cache: bool = True, cache_dir: str | None = None) -> Result:
+                   progress: bool = True, cache: bool = True, cache_dir: str | None = None,
+                   allow_truncated: bool = False) -> Result:
     """Add EvolQuality rewrites of a candidate as extra candidates (Deita's response evolution, distilabel's task).
 
     Each direction (``"helpfulness"``, ``"relevance"``, ``"deepening"``, ``"creativity"``, ``"details"``) is one run
@@ -259,7 +261,8 @@ def evolve_quality(data: Any, directions: Sequence[str] = DEFAULT_EVOL_DIRECTION
         with quiet_distilabel():
             task = import_distilabel("distilabel.steps.tasks").EvolQuality(
                 llm=llm, num_evolutions=1, mutation_templates={key: templates[key]}, seed=seed)
-        result = run(task, inputs, desc=f"EvolQuality: {direction}", **_run_kwargs(progress, cache, cache_dir))
+        result = run(task, inputs, desc=f"EvolQuality: {direction}", allow_truncated=allow_truncated,
+                     **_run_kwargs(progress, cache, cache_dir))
         steps.append(result.report)
         for out in result.rows:
             new[out["_row"]].append((out["_from"], direction, out["evolved_response"]))
@@ -384,7 +387,8 @@ def ratings_table(data: Any) -> Any:
 def preference_dataset(instructions: Any, *, generators: Sequence[Any] | None = None,
                        evolve: Sequence[str] = (), aspect: str = "overall-rating", rule: Rule = DEFAULT_RULE,
                        model: str | None = None, max_new_tokens: int = 256, max_rationale_chars: int = 200,
-                       seed: int = 0, progress: bool = True, cache: bool = True) -> Result:
+                       seed: int = 0, progress: bool = True, cache: bool = True,
+                       allow_truncated: bool = False) -> Result:
     """The whole path in one call: :func:`pool_responses` -> :func:`evolve_quality` (when ``evolve`` names
     directions) -> :func:`~smolsynth.ultrafeedback.judge` -> :func:`binarize`.
 
@@ -402,13 +406,18 @@ def preference_dataset(instructions: Any, *, generators: Sequence[Any] | None = 
     check_choice("rule", rule, RULES)
     model_id = resolve_model(model)
     specs = [replace(g, model=model_id) for g in DEFAULT_GENERATORS] if generators is None else generators
+    check_choice("aspect", aspect, ("overall-rating", "instruction-following", "honesty", "truthfulness",
+                                    "helpfulness", "all"))
+    for d in evolve:
+        check_choice("evolve", d, EVOL_DIRECTIONS)
+    check_number("max_rationale_chars", max_rationale_chars, minimum=1, integer=True)
     pooled = pool_responses(instructions, specs, max_new_tokens=max_new_tokens, seed=seed, progress=progress,
-                            cache=cache)
+                            cache=cache, allow_truncated=allow_truncated)
     steps, lost = list(pooled.steps) + [pooled.report], list(pooled.dropped_rows)
     candidates = pooled
     if evolve:
         candidates = evolve_quality(pooled.rows, evolve, model=model_id, max_new_tokens=max_new_tokens, seed=seed,
-                                    progress=progress, cache=cache)
+                                    progress=progress, cache=cache, allow_truncated=allow_truncated)
         steps.append(candidates.report)
     judged = judge(candidates.rows, aspect, model=model_id, max_rationale_chars=max_rationale_chars, seed=seed,
                    progress=progress, cache=cache)

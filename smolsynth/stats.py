@@ -201,6 +201,10 @@ def dataset_stats(data: Any, column: str = "instruction", *, near_duplicate_thre
     >>> dataset_stats([{"instruction": "Say hi."}, {"instruction": None}]).summary["rows_without_text"]
     1
     """
+    from smolsynth.arguments import check_number
+
+    check_number("near_duplicate_threshold", near_duplicate_threshold, minimum=0.0, maximum=1.0)
+    check_number("top_k", top_k, minimum=1, integer=True)
     import pandas as pd
 
     from smolsynth.rows import as_rows

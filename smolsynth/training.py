@@ -292,8 +292,11 @@ def _prepare(model: Any, profile: TrainingProfile | None, lora: bool | None, tok
     return target, name, n_params, prof, tok, overrides
 
 
-def _check_training_arguments(max_steps: Any, num_train_epochs: Any, eval_fraction: Any,
+def _check_training_arguments(dataset: Any, max_steps: Any, num_train_epochs: Any, eval_fraction: Any,
                               overrides: Mapping[str, Any]) -> None:
+    if dataset is None or isinstance(dataset, str):
+        raise TypeError(f"dataset={dataset!r}: pass the training rows (a datasets.Dataset, a list of dicts, or the "
+                        "result of to_sft() / binarize()).")
     check_number("max_steps", max_steps, minimum=1, integer=True, allow_none=True)
     check_number("num_train_epochs", num_train_epochs, minimum=0, exclusive_minimum=True)
     if not (isinstance(eval_fraction, (int, float)) and not isinstance(eval_fraction, bool)
@@ -414,7 +417,7 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
     from trl import SFTTrainer
 
     t_start = time.perf_counter()
-    _check_training_arguments(max_steps, num_train_epochs, eval_fraction, config_overrides)
+    _check_training_arguments(dataset, max_steps, num_train_epochs, eval_fraction, config_overrides)
     check_path("output_dir", output_dir)
     train_raw, eval_raw = _split_dict(dataset)
     checked = validate_sft_dataset(train_raw)  # before any model is loaded
@@ -477,7 +480,7 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
     t_start = time.perf_counter()
     if model is None:
         raise ValueError("dpo() needs model=: the path of the saved SFT checkpoint (sft_result.output_dir).")
-    _check_training_arguments(max_steps, num_train_epochs, eval_fraction, config_overrides)
+    _check_training_arguments(dataset, max_steps, num_train_epochs, eval_fraction, config_overrides)
     check_path("output_dir", output_dir)
     check_number("beta", beta, minimum=0, exclusive_minimum=True)
     check_number("start_margin_tolerance", start_margin_tolerance, minimum=0)

@@ -110,7 +110,8 @@ PREFERENCE_PROMPTS = [f"{verb} {topic}." for verb in ("Explain", "Describe", "Gi
 def preference_pipeline(tmp_path_factory, tiny_path):
     """The notebook-02 path on the tiny model, once per session: 20 prompts -> 2 pooled + 2 EvolQuality candidates
     -> constrained UltraFeedback (overall rating) -> pairs with the default rule. Returns every step's result."""
-    from smolsynth.preferences import binarize, evolve_quality, judge, pool_responses
+    from smolsynth.preferences import binarize, evolve_quality, pool_responses
+    from smolsynth.ultrafeedback import judge
 
     cache = str(tmp_path_factory.mktemp("preference-cache"))
     common = {"progress": False, "cache_dir": cache}

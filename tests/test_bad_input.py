@@ -53,13 +53,12 @@ GOOD: Dict[str, Dict[str, Any]] = {
     "stats.dataset_stats": {"data": ["Explain tides.", "Name a bird."]},
 }
 
-NOT_CHECKED = pytest.mark.xfail(strict=True, reason="not checked yet")
 
 
-def case(fn: str, argument: str, value: Any, name: str | None = None, *, unchecked: bool = False, id: str = ""):
+def case(fn: str, argument: str, value: Any, name: str | None = None, *, id: str = ""):
     """``fn`` called with ``argument=value`` must fail naming ``name`` (default: the argument itself)."""
     label = id or f"{fn.split('.')[1]}-{argument}={value!r}"[:60]
-    return pytest.param(fn, argument, value, name or argument, id=label, marks=[NOT_CHECKED] if unchecked else [])
+    return pytest.param(fn, argument, value, name or argument, id=label)
 
 
 MAX_NEW_TOKENS = [0, -1, 1.5, "10"]
@@ -67,8 +66,8 @@ MAX_NEW_TOKENS = [0, -1, 1.5, "10"]
 CASES = [
     # generation.generate
     case("generation.generate", "temperature", -0.5),
-    case("generation.generate", "top_p", 0, unchecked=True),
-    case("generation.generate", "top_p", 1.5, unchecked=True),
+    case("generation.generate", "top_p", 0),
+    case("generation.generate", "top_p", 1.5),
     *(case("generation.generate", "max_new_tokens", v) for v in MAX_NEW_TOKENS),
     case("generation.generate", "num_generations", 0),
     case("generation.generate", "instructions", None),
@@ -115,8 +114,8 @@ CASES = [
     case("instructions.filter_instructions", "rouge_threshold", -0.1),
     case("instructions.filter_instructions", "candidates", None),
     case("instructions.filter_instructions", "candidates", "Explain how the tides work."),
-    case("instructions.filter_instructions", "references", "Tides.", unchecked=True),  # taken as ['T', 'i', ...]
-    case("instructions.filter_instructions", "references", None, unchecked=True),  # "'NoneType' is not iterable"
+    case("instructions.filter_instructions", "references", "Tides."),  # taken as ['T', 'i', ...]
+    case("instructions.filter_instructions", "references", None),  # "'NoneType' is not iterable"
     case("instructions.filter_instructions", "min_words", -1),
     case("instructions.filter_instructions", "max_words", 0),
     # preferences.pool_responses
@@ -159,9 +158,9 @@ CASES = [
          id="position_bias-rows-lack-generations"),
     # preferences.preference_dataset
     case("preferences.preference_dataset", "rule", "best"),
-    case("preferences.preference_dataset", "aspect", "style", unchecked=True),  # pool_responses runs first
-    case("preferences.preference_dataset", "evolve", ["shorter"], unchecked=True),
-    case("preferences.preference_dataset", "max_rationale_chars", 0, unchecked=True),
+    case("preferences.preference_dataset", "aspect", "style"),  # pool_responses runs first
+    case("preferences.preference_dataset", "evolve", ["shorter"]),
+    case("preferences.preference_dataset", "max_rationale_chars", 0),
     case("preferences.preference_dataset", "instructions", None),
     case("preferences.preference_dataset", "generators", "smolsynth/tiny"),
     *(case("preferences.preference_dataset", "max_new_tokens", v) for v in MAX_NEW_TOKENS),
@@ -184,7 +183,7 @@ CASES = [
     case("training.sft", "num_train_epochs", 0),
     case("training.sft", "per_device_train_batch_size", 0),
     case("training.sft", "output_dir", None),
-    case("training.sft", "dataset", None, unchecked=True),  # the message says "SFT data", not "dataset"
+    case("training.sft", "dataset", None),  # the message says "SFT data", not "dataset"
     case("training.sft", "dataset", [{"text": "Hi"}], "messages", id="sft-rows-lack-messages"),
     # training.dpo
     case("training.dpo", "beta", 0),
@@ -195,7 +194,7 @@ CASES = [
     case("training.dpo", "start_margin_tolerance", -1),
     case("training.dpo", "model", None),
     case("training.dpo", "output_dir", None),
-    case("training.dpo", "dataset", None, unchecked=True),  # the message says "DPO data", not "dataset"
+    case("training.dpo", "dataset", None),  # the message says "DPO data", not "dataset"
     # handoff.sft_data
     case("handoff.sft_data", "rows", -1),
     case("handoff.sft_data", "rows", 0),
@@ -207,7 +206,7 @@ CASES = [
     case("demo.run_demo", "rows", None),
     case("demo.run_demo", "steps", 0),
     *(case("demo.run_demo", "max_new_tokens", v) for v in MAX_NEW_TOKENS),
-    case("demo.run_demo", "out", None, unchecked=True),  # Path(None): "expected str, bytes or os.PathLike object"
+    case("demo.run_demo", "out", None),  # Path(None): "expected str, bytes or os.PathLike object"
     # runner.run
     case("runner.run", "batch_size", 0),
     case("runner.run", "batch_size", -1),
@@ -219,9 +218,9 @@ CASES = [
     case("stats.dataset_stats", "data", None),
     case("stats.dataset_stats", "data", "Explain tides."),
     case("stats.dataset_stats", "data", [{"text": "Hi"}], "column", id="dataset_stats-rows-lack-column"),
-    case("stats.dataset_stats", "near_duplicate_threshold", 1.5, unchecked=True),  # the message says "threshold"
-    case("stats.dataset_stats", "top_k", 0, unchecked=True),
-    case("stats.dataset_stats", "top_k", -1, unchecked=True),
+    case("stats.dataset_stats", "near_duplicate_threshold", 1.5),  # the message says "threshold"
+    case("stats.dataset_stats", "top_k", 0),
+    case("stats.dataset_stats", "top_k", -1),
 ]
 
 

@@ -20,11 +20,30 @@ def demo(tmp_path_factory):
     return out, result
 
 
-def test_demo_uses_the_tiny_model_without_the_hub_and_touches_no_network(demo):
+def test_demo_uses_the_embedded_real_model_without_the_hub_and_touches_no_network(demo):
     out, result = demo
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["model"] == "smolsynth/tiny"
+    assert summary["model"] == "smolsynth/smollm2-135m"
+    assert isinstance(summary["dropped"], dict)  # every gate's drops, counted
     assert int(result.stdout.split("network_attempts=")[1].split()[0]) <= 1  # the one refused hub probe
+
+
+def test_demo_training_data_has_no_cut_off_or_scaffolding_text(demo):
+    """The gates on the real model: what reaches a saved SFT or DPO dataset finished by itself and copies no
+    prompt scaffolding."""
+    import datasets
+
+    from smolsynth.gates import echoes_template
+
+    out, _ = demo
+    sft = datasets.Dataset.from_parquet(str(out / "sft.parquet"))
+    pairs = datasets.Dataset.from_parquet(str(out / "preferences.parquet"))
+    texts = [row["messages"][-1]["content"] for row in sft]
+    texts += [row[col][0]["content"] for row in pairs for col in ("chosen", "rejected")]
+    assert texts
+    for text in texts:
+        assert not echoes_template(text), text
+        assert text.strip(), text
 
 
 def test_demo_writes_every_dataset_as_parquet_and_jsonl_and_a_summary(demo):

@@ -77,16 +77,17 @@ def test_greedy_is_deterministic_and_num_generations_sample_differently(tiny_llm
 
 def test_stop_strings_cut_the_output(tiny_llm_factory):
     llm = tiny_llm_factory()
-    free = llm.generate(CHATS[:8], max_new_tokens=24, temperature=0)
+    free = llm.generate(CHATS[:8], max_new_tokens=24, temperature=0, ignore_eos=True)  # no early EOS: a long text
     # choose a stop string that the free (greedy) generation of the first prompt really contains
     text = free[0]["generations"][0]
     assert len(text) > 6
     stop = text[3:5]
-    cut = llm.generate(CHATS[:8], max_new_tokens=24, temperature=0, stop=[stop])
+    cut = llm.generate(CHATS[:8], max_new_tokens=24, temperature=0, stop=[stop], ignore_eos=True)
     first = cut[0]["generations"][0]
     assert stop not in first and text.startswith(first)
     assert cut[0]["statistics"]["output_tokens"][0] < free[0]["statistics"]["output_tokens"][0]
-    kept = llm.generate(CHATS[:8], max_new_tokens=24, temperature=0, stop=[stop], include_stop_str_in_output=True)
+    kept = llm.generate(CHATS[:8], max_new_tokens=24, temperature=0, stop=[stop], include_stop_str_in_output=True,
+                        ignore_eos=True)
     assert kept[0]["generations"][0].endswith(stop)
 
 
@@ -179,9 +180,9 @@ def test_finish_reasons_length_stop_string_and_eos(tiny_llm_factory, monkeypatch
         assert all(reason == "stop" for n, reason in pairs if n < max_new_tokens)  # ended early: by itself
     forced = llm.generate(CHATS[:4], max_new_tokens=3, ignore_eos=True)
     assert all(o["statistics"]["finish_reasons"] == ["length"] for o in forced)
-    free = llm.generate(CHATS[:4], max_new_tokens=24, temperature=0)
+    free = llm.generate(CHATS[:4], max_new_tokens=24, temperature=0, ignore_eos=True)
     stop = free[0]["generations"][0][3:5]
-    stopped = llm.generate(CHATS[:4], max_new_tokens=24, temperature=0, stop=[stop])
+    stopped = llm.generate(CHATS[:4], max_new_tokens=24, temperature=0, stop=[stop], ignore_eos=True)
     assert stopped[0]["statistics"]["finish_reasons"] == ["stop"]
     assert stopped[0]["statistics"]["output_tokens"][0] < 24
     for o in stopped[1:]:  # the others: "stop" exactly when they were cut by the stop string too

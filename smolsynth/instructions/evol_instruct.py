@@ -157,7 +157,7 @@ def evol_instruct(seeds: Sequence[str], *, rounds: int = 2, mutations: Optional[
                   judge_llm: Any = None, response_llm: Any = None, max_new_tokens: int = 256,
                   response_max_new_tokens: Optional[int] = None, temperature: float = 0.7,
                   response_temperature: float = 0.0, seed: int = 0, batch_size: Optional[int] = None,
-                  cache: bool = True, progress: bool = True) -> Result:
+                  cache: bool = True, progress: bool = True, allow_truncated: bool = False) -> Result:
     """Evolve ``seeds`` for ``rounds`` rounds; keep the evolutions that pass every elimination rule.
 
     Each round takes the pool (the seeds at first), picks a mutation per instruction from ``mutations`` (default: all
@@ -226,7 +226,7 @@ def evol_instruct(seeds: Sequence[str], *, rounds: int = 2, mutations: Optional[
         waiting = pool[room:]  # not attempted this round (max_rows): they stay in the pool
         attempts += len(batch)
         evolved = run(evolve_task, batch, batch_size=batch_size, cache=cache, progress=progress,
-                      desc=f"evol round {round_no}")
+                      desc=f"evol round {round_no}", allow_truncated=allow_truncated)
         evolved.report.step = f"round {round_no}: evolve"
         failed = [{"parent": r[INSTRUCTION], "origin": r["origin"], "mutation": r["mutation"], "round": round_no,
                    INSTRUCTION: None, "reason": r["reason"]} for r in evolved.dropped_rows]
@@ -252,7 +252,8 @@ def evol_instruct(seeds: Sequence[str], *, rounds: int = 2, mutations: Optional[
                 setattr(survived.report, name, getattr(verdicts.report, name))
             round_steps.append(survived.report)
         answered = generate(survived.rows, llm=response_llm, batch_size=batch_size, cache=cache, progress=False,
-                            desc=f"round {round_no}: responses") if survived.rows else None
+                            desc=f"round {round_no}: responses",
+                            allow_truncated=allow_truncated) if survived.rows else None
         answered_rows = [{k: v for k, v in r.items() if k != "model_name"} for r in (answered.rows if answered else [])]
         no_answer = [{k: v for k, v in r.items() if k not in ("model_name", "raw_output", "error")}
                      for r in (answered.dropped_rows if answered else [])]

@@ -121,7 +121,7 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
            max_new_tokens: int = 256, instruction_temperature: float = 1.0, top_p: float = 1.0,
            response_temperature: float = 0.0, response_max_new_tokens: Optional[int] = None,
            near_duplicate_threshold: float = 0.7, seed: int = 0, batch_size: Optional[int] = None,
-           cache: bool = True, progress: bool = True) -> Result:
+           cache: bool = True, progress: bool = True, allow_truncated: bool = False) -> Result:
     """Generate ``num_rows`` Magpie instructions (and answers), filtered, every drop counted.
 
     Args:
@@ -168,7 +168,11 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
         task = _magpie_class()(llm=llm, n_turns=n_turns, only_instruction=only_instruction, name="magpie",
                                response_generation_kwargs=None if only_instruction else response_kwargs)
     data: Any = [{"system_prompt": p} for p in prompts] if prompts is not None else num_rows
-    generated = run(task, data, batch_size=batch_size, cache=cache, progress=progress, desc="magpie")
+    generated = run(task, data, batch_size=batch_size, cache=cache, progress=progress, desc="magpie",
+                    allow_truncated=allow_truncated)
+    for row in generated.dropped_rows:  # distilabel's name for the answer; smolsynth's vocabulary says generation
+        if "response" in row:
+            row[GENERATION] = row.pop("response")
     filtered = partition(generated.rows, _magpie_filter(n_turns=n_turns, only_instruction=only_instruction,
                                                         threshold=near_duplicate_threshold),
                          step="filter (colon, duplicates)")

@@ -124,6 +124,8 @@ def filter_instructions(candidates: Any, *, references: Sequence[str] = (), colu
         rows = [{column: c} for c in candidates]
     else:
         rows = as_rows(candidates, argument="candidates")
+    if isinstance(references, str) or references is None:
+        raise TypeError(f"references={references!r}: pass a list of strings (the seeds and the pool so far), or [].")
     pool = check_texts("references", list(references), minimum=0)
 
     def novel(row: Row) -> Any:
@@ -172,7 +174,7 @@ def self_instruct(seeds: Sequence[str], *, rounds: int = 2, prompts_per_round: i
                   model: Optional[str] = None, llm: Any = None, application_description: str = "AI assistant",
                   criteria: Optional[str] = None, rouge_threshold: float = 0.7, max_new_tokens: int = 256,
                   temperature: float = 0.7, seed: int = 0, batch_size: Optional[int] = None, cache: bool = True,
-                  progress: bool = True) -> Result:
+                  progress: bool = True, allow_truncated: bool = False) -> Result:
     """The Self-Instruct paper's bootstrap loop, with distilabel's ``SelfInstruct`` prompt.
 
     Each round builds ``prompts_per_round`` prompts; each shows ``seed_examples`` seed instructions and
@@ -221,7 +223,7 @@ def self_instruct(seeds: Sequence[str], *, rounds: int = 2, prompts_per_round: i
         prompts = [{"input": context} for context in _contexts(
             seeds, [p[INSTRUCTION] for p in pool], rng, prompts_per_round, seed_examples, pool_examples)]
         generated = run(task, prompts, batch_size=batch_size, cache=cache, progress=progress,
-                        desc=f"self_instruct round {round_no}")
+                        desc=f"self_instruct round {round_no}", allow_truncated=allow_truncated)
         generated.report.step = f"round {round_no}: generate"
         dropped.extend({**r, "round": round_no} for r in generated.dropped_rows)
         candidates = _split_instructions(generated.rows, round_no)
