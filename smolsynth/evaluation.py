@@ -43,7 +43,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str | list[di
     from transformers import GenerationConfig
 
     if tokenizer.pad_token is None or tokenizer.padding_side != "left":
-        tokenizer = copy.copy(tokenizer)  # the caller's tokenizer is left as it is
+        tokenizer = copy.deepcopy(tokenizer)  # the caller's tokenizer is left as it is
         tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
         tokenizer.padding_side = "left"
     eos = [t for t in {tokenizer.eos_token_id, *(_as_list(model.generation_config.eos_token_id))} if t is not None]

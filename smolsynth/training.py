@@ -274,7 +274,7 @@ def _resolve(model: Any, profile: TrainingProfile | None, lora: bool | None,
         tok = tokenizer or load_tokenizer(name)
         target = model
     if tok.pad_token is None:  # TRL pads with it; a tokenizer the caller holds is copied, never changed
-        tok = copy.copy(tok) if tokenizer is not None else tok
+        tok = copy.deepcopy(tok) if tokenizer is not None else tok
         tok.pad_token = tok.eos_token
     prof = profile or training_profile(model_params=n_params)
     if lora is not None:

@@ -66,8 +66,8 @@ def test_per_input_structured_output_from_distilabels_structured_generation(engi
     ] * 3
     task = StructuredGeneration(llm=tiny_llm_factory(generation_kwargs={"max_new_tokens": 40, "temperature": 1.0}))
     result = run(task, rows, progress=False)
-    assert result.report.rows_out == 6, result.dropped.to_list()
-    for row in result.dataset.to_list():
+    assert result.report.rows_out == 6, result.dropped_rows
+    for row in result.rows:  # mixed schema kinds per row: not a Dataset column
         if row["instruction"] == "A colour":
             assert row["generation"] in {"red", "green", "blue"}
         else:
