@@ -35,7 +35,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Dict, List, Literal, Optional
 
-from smolsynth.rows import Result, Row, as_rows, partition
+from smolsynth.arguments import check_columns
+from smolsynth.rows import Result, Row, as_rows, partition, to_dataset
 
 INSTRUCTION = "instruction"
 SYSTEM_PROMPT = "system_prompt"
@@ -105,7 +106,7 @@ DPO_FORMAT = ('"prompt" (a list of {"role", "content"} messages ending with a us
 
 __all__ = ["CHOSEN", "COMPLETION", "DPO_FORMAT", "DROP_REASONS", "GENERATION", "GENERATIONS", "GENERATION_MODELS",
            "GENERATION_SOURCES", "INSTRUCTION", "MESSAGES", "MODEL_NAME", "PROMPT", "RATINGS", "RATIONALES", "REASON",
-           "REJECTED", "SFT_FORMAT", "SYSTEM_PROMPT", "conversation_problem", "messages_to_prompt_completion",
+           "REJECTED", "SFT_FORMAT", "SYSTEM_PROMPT", "candidate_rows", "conversation_problem", "messages_to_prompt_completion",
            "pair_row", "same_answer", "to_sft", "validate_dpo_dataset", "validate_sft_dataset"]
 
 
@@ -143,6 +144,24 @@ def conversation_problem(messages: Any) -> Optional[str]:
     if not turns or turns[-1]["role"] != "assistant":
         return "missing_response"
     return None
+
+
+def candidate_rows(data: Any, fn: str, made_by: str) -> List[Row]:
+    """``data`` as rows of an ``instruction`` and its candidate ``generations`` (a list), for ``fn`` (the caller's
+    name, for the error); ``made_by`` names what makes such rows.
+
+    >>> candidate_rows([{"instruction": "Hi", "generations": "Hello"}], "judge", "pool_responses()")
+    Traceback (most recent call last):
+    ...
+    ValueError: judge(): row 0 has 'generations' = str; it must be a list of candidate answers, as pool_responses() makes it.
+    """
+    rows = as_rows(data)
+    check_columns(rows, [INSTRUCTION, GENERATIONS], fn=fn, made_by=made_by)
+    for i, row in enumerate(rows):
+        if not isinstance(row[GENERATIONS], (list, tuple)):
+            raise ValueError(f"{fn}(): row {i} has 'generations' = {type(row[GENERATIONS]).__name__}; it must be a "
+                             "list of candidate answers, as pool_responses() makes it.")
+    return rows
 
 
 def pair_row(prompt: List[Dict[str, str]], chosen: str, rejected: str, **extra: Any) -> Row:
@@ -241,8 +260,6 @@ def messages_to_prompt_completion(data: Any) -> Any:
     ...                                              {"role": "assistant", "content": "Hello!"}]}])[0]["completion"]
     [{'role': 'assistant', 'content': 'Hello!'}]
     """
-    from smolsynth.rows import to_dataset
-
     rows = as_rows(data)
     if rows and MESSAGES not in rows[0]:
         raise ValueError(f"No 'messages' column (columns: {sorted(rows[0])}). Expected {SFT_FORMAT}.")

@@ -125,25 +125,26 @@ def _instructions(instructions: Any, rows: int | None) -> list[str]:
     return chosen if rows is None else chosen[:rows]
 
 
-def _load_saved(path: Path, validate: Any) -> tuple[Any, str | None]:
-    """(dataset, None) when ``path`` holds a usable saved dataset; (None, why not) otherwise."""
+def _load_saved(path: Path, validate: Any) -> tuple[Any, int, str | None]:
+    """(dataset, usable rows, None) when ``path`` holds a saved dataset in the expected format; (None, 0, why not)
+    otherwise."""
     if not path.exists():
-        return None, "nothing saved there yet"
+        return None, 0, "nothing saved there yet"
     from datasets import DatasetDict, load_from_disk
 
     try:
         saved = load_from_disk(str(path))
     except Exception as err:  # a half-written or foreign folder
-        return None, f"it could not be read ({type(err).__name__}: {err})"
+        return None, 0, f"it could not be read ({type(err).__name__}: {err})"
     if isinstance(saved, DatasetDict):
         if "train" not in saved:
-            return None, f"it is a DatasetDict without a 'train' split (splits: {list(saved)})"
+            return None, 0, f"it is a DatasetDict without a 'train' split (splits: {list(saved)})"
         saved = saved["train"]
     try:
-        validate(saved)
+        usable = len(validate(saved).rows)
     except ValueError as err:
-        return None, f"it is not in the expected format ({err})"
-    return saved, None
+        return None, 0, f"it is not in the expected format ({err})"
+    return saved, usable, None
 
 
 def _load_or_make(name: str, *, what: str, unit: str, validate: Any, path: str | Path | None, rows: int | None,
@@ -153,11 +154,9 @@ def _load_or_make(name: str, *, what: str, unit: str, validate: Any, path: str |
     check_number("rows", rows, minimum=1, integer=True, allow_none=True)
     check_number("min_rows", min_rows, minimum=1, integer=True)
     where = Path(path) if path is not None else data_path(name)
-    saved, why_not = _load_saved(where, validate)
-    if saved is not None:
-        usable = len(validate(saved).rows)
-        if usable < min_rows:
-            saved, why_not = None, f"it has {usable} usable {unit}, fewer than the {min_rows} this notebook needs"
+    saved, usable, why_not = _load_saved(where, validate)
+    if saved is not None and usable < min_rows:
+        saved, why_not = None, f"it has {usable} usable {unit}, fewer than the {min_rows} this notebook needs"
     if saved is not None:
         n = len(saved) if rows is None else min(rows, len(saved))
         used = saved.select(range(n)) if n < len(saved) else saved

@@ -57,7 +57,7 @@ from typing import Any, Literal
 
 from smolsynth.arguments import check_choice, check_columns, check_number
 from smolsynth.formats import (GENERATION, GENERATION_MODELS, GENERATION_SOURCES, GENERATIONS, INSTRUCTION, RATINGS,
-                               RATIONALES, SYSTEM_PROMPT, pair_row, same_answer)
+                               RATIONALES, SYSTEM_PROMPT, candidate_rows, pair_row, same_answer)
 from smolsynth.report import Report
 from smolsynth.rows import Result, Row, as_rows, from_steps, partition, to_dataset
 
@@ -77,16 +77,6 @@ __all__ = ["DEFAULT_EVOL_DIRECTIONS", "DEFAULT_GENERATORS", "DEFAULT_RULE", "EVO
 
 def _run_kwargs(progress: bool, cache: bool, cache_dir: str | None) -> dict[str, Any]:
     return {"progress": progress, "cache": cache, "cache_dir": cache_dir}
-
-
-def _candidate_rows(data: Any, fn: str, made_by: str) -> list[Row]:
-    rows = as_rows(data)
-    check_columns(rows, [INSTRUCTION, GENERATIONS], fn=fn, made_by=made_by)
-    for i, row in enumerate(rows):
-        if not isinstance(row[GENERATIONS], (list, tuple)):
-            raise ValueError(f"{fn}(): row {i} has 'generations' = {type(row[GENERATIONS]).__name__}; it must be a "
-                             "list of candidate answers, as pool_responses() makes it.")
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------------- pooling
@@ -235,7 +225,7 @@ def evolve_quality(data: Any, directions: Sequence[str] = DEFAULT_EVOL_DIRECTION
     from smolsynth.verbosity import import_distilabel, quiet_distilabel
 
     started = time.perf_counter()
-    rows = _candidate_rows(data, "evolve_quality", "pool_responses()")
+    rows = candidate_rows(data, "evolve_quality", "pool_responses()")
     directions = [directions] if isinstance(directions, str) else list(directions)
     if not directions:
         raise ValueError(f"directions=[]: name one or more of {', '.join(EVOL_DIRECTIONS)}.")
@@ -400,14 +390,13 @@ def preference_dataset(instructions: Any, *, generators: Sequence[Any] | None = 
     >>> pairs = preference_dataset(["Name a colour.", "Why is the sky blue?"], model="smolsynth/tiny")  # doctest: +SKIP
     """
     from smolsynth.models import resolve_model
-    from smolsynth.ultrafeedback import judge
+    from smolsynth.ultrafeedback import JUDGE_ASPECTS, judge
 
     started = time.perf_counter()
     check_choice("rule", rule, RULES)
     model_id = resolve_model(model)
     specs = [replace(g, model=model_id) for g in DEFAULT_GENERATORS] if generators is None else generators
-    check_choice("aspect", aspect, ("overall-rating", "instruction-following", "honesty", "truthfulness",
-                                    "helpfulness", "all"))
+    check_choice("aspect", aspect, JUDGE_ASPECTS)
     for d in evolve:
         check_choice("evolve", d, EVOL_DIRECTIONS)
     check_number("max_rationale_chars", max_rationale_chars, minimum=1, integer=True)
@@ -492,7 +481,7 @@ def position_bias(data: Any, *, sample: int = 20, aspect: str = "overall-rating"
 
     started = time.perf_counter()
     check_number("sample", sample, minimum=1, integer=True)
-    rows = _candidate_rows(data, "position_bias", "judge()")
+    rows = candidate_rows(data, "position_bias", "judge()")
     picked = sorted(random.Random(seed).sample(range(len(rows)), min(sample, len(rows))))
     chosen = [rows[i] for i in picked]
     steps: list[Report] = []

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from smolsynth.arguments import check_choice, check_columns, check_number
-from smolsynth.formats import GENERATIONS, INSTRUCTION, RATINGS, RATIONALES
+from smolsynth.arguments import check_choice, check_number
+from smolsynth.formats import GENERATIONS, INSTRUCTION, RATINGS, RATIONALES, candidate_rows
 from smolsynth.report import Report
-from smolsynth.rows import Result, Row, as_rows, from_steps
+from smolsynth.rows import Result, Row, from_steps
 
 ASPECTS: tuple = ("instruction-following", "honesty", "truthfulness", "helpfulness")
 """UltraFeedback's four aspects, in the order ``judge(aspect="all")`` lists each candidate's ratings."""
@@ -163,12 +163,7 @@ def judge(data: Any, aspect: str = "overall-rating", *, model: str | None = None
     check_number("temperature", temperature, minimum=0.0, maximum=5.0)
     check_number("max_new_tokens", max_new_tokens, minimum=1, integer=True, allow_none=True)
     check_number("max_rationale_chars", max_rationale_chars, minimum=1, integer=True)
-    rows = as_rows(data)
-    check_columns(rows, [INSTRUCTION, GENERATIONS], fn="judge", made_by="pool_responses() or evolve_quality()")
-    for i, row in enumerate(rows):
-        if not isinstance(row[GENERATIONS], (list, tuple)):
-            raise ValueError(f"judge(): row {i} has 'generations' = {type(row[GENERATIONS]).__name__}; it must be a "
-                             "list of candidate answers, as pool_responses() makes it.")
+    rows = candidate_rows(data, "judge", "pool_responses() or evolve_quality()")
     model_id = resolve_model(model)
     judged_columns = {"ratings", "rationales", "types", "type_rationales", "rationales-for-ratings", "judge_model",
                       *(f"{c}_{a}" for c in ("ratings", "rationales", "types") for a in ASPECTS)}
