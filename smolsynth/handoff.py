@@ -161,7 +161,7 @@ def _load_or_make(name: str, *, what: str, unit: str, validate: Any, path: str |
         n = len(saved) if rows is None else min(rows, len(saved))
         used = saved.select(range(n)) if n < len(saved) else saved
         of = f"{n} of its {len(saved)} {unit}" if n < len(saved) else f"all {n} {unit}"
-        return CourseData(dataset=used, source="saved", path=where, note=f"Loaded {what} saved at {where}: {of}.")
+        return CourseData(dataset=used, source="saved", path=where, note=f"Loaded the {what} saved at {where}: {of}.")
     made = make()
     if len(made.dataset) < min_rows:
         raise ValueError(f"Only {len(made.dataset)} {unit} could be made on the spot (see the reports below), fewer "
@@ -210,7 +210,7 @@ def sft_data(*, rows: int | None = None, min_rows: int = 4, instructions: Any = 
     """
     from smolsynth.formats import validate_sft_dataset
 
-    return _load_or_make("sft", what="the SFT dataset of notebook 01", unit="rows", validate=validate_sft_dataset,
+    return _load_or_make("sft", what="SFT dataset of notebook 01", unit="rows", validate=validate_sft_dataset,
                          path=path, rows=rows, min_rows=min_rows,
                          make=lambda: make_sft_data(instructions, rows=rows, model=model,
                                                     max_new_tokens=max_new_tokens, seed=seed, progress=progress))
@@ -251,7 +251,7 @@ def preference_pairs(*, rows: int | None = None, min_rows: int = 2, instructions
     """
     from smolsynth.formats import validate_dpo_dataset
 
-    return _load_or_make("dpo", what="the preference pairs of notebook 02", unit="pairs",
+    return _load_or_make("dpo", what="preference pairs of notebook 02", unit="pairs",
                          validate=validate_dpo_dataset, path=path, rows=rows, min_rows=min_rows,
                          make=lambda: make_preference_pairs(instructions, rows=rows, model=model,
                                                             max_new_tokens=max_new_tokens,

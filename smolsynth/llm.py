@@ -413,6 +413,8 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
             if stopper is not None:
                 extra["stopping_criteria"] = [stopper]
             if any(s.spec is not None for s in chunk):
+                if not settings["ignore_eos"]:
+                    extra["min_new_tokens"] = 0  # a grammar decides when output ends (a model's config may not)
                 grammars = [loaded.grammar.compile(s.spec) if s.spec is not None else None for s in chunk]
                 extra["logits_processor"] = [GrammarLogitsProcessor(
                     loaded.grammar, grammars, prompt_length=width, max_new_tokens=settings["max_new_tokens"],

@@ -53,6 +53,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Literal
 
 from smolsynth.arguments import check_choice, check_columns, check_number
@@ -199,6 +200,27 @@ def pool_responses(instructions: Any, generators: Sequence[Any] | None = None, *
 
 
 # --------------------------------------------------------------------------------------------------- evolving
+@lru_cache(maxsize=None)  # built on first use (importing distilabel is slow), once
+def _evol_quality_class() -> type:
+    """distilabel's EvolQuality, with each row's own generation statistics (:func:`runner.split_batch_statistics`)."""
+    from smolsynth.runner import split_batch_statistics
+    from smolsynth.verbosity import import_distilabel, quiet_subclassing
+
+    with quiet_subclassing():
+        base = import_distilabel("distilabel.steps.tasks").EvolQuality
+
+        class EvolQualityPerRow(base):  # type: ignore[misc, valid-type]
+            """``EvolQuality`` whose rows carry their own finish reasons, not the whole batch's."""
+
+            def process(self, inputs: Any) -> Any:
+                for batch in super().process(inputs):
+                    yield split_batch_statistics(batch)
+
+        EvolQualityPerRow.__module__ = __name__
+        EvolQualityPerRow.__qualname__ = "EvolQualityPerRow"
+    return EvolQualityPerRow
+
+
 def evolve_quality(data: Any, directions: Sequence[str] = DEFAULT_EVOL_DIRECTIONS, *, source: int | str = 0,
                    model: str | None = None, max_new_tokens: int = 256, temperature: float = 0.7, seed: int = 0,
                    progress: bool = True, cache: bool = True, cache_dir: str | None = None,
@@ -249,7 +271,7 @@ def evolve_quality(data: Any, directions: Sequence[str] = DEFAULT_EVOL_DIRECTION
     for direction in (d.lower() for d in directions):
         key = direction.upper()
         with quiet_distilabel():
-            task = import_distilabel("distilabel.steps.tasks").EvolQuality(
+            task = _evol_quality_class()(
                 llm=llm, num_evolutions=1, mutation_templates={key: templates[key]}, seed=seed)
         result = run(task, inputs, desc=f"EvolQuality: {direction}", allow_truncated=allow_truncated,
                      **_run_kwargs(progress, cache, cache_dir))

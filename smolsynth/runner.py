@@ -239,6 +239,28 @@ def _tokens_from_metadata(rows: List[Row]) -> Tuple[int, int]:
     return n_in, n_out
 
 
+def split_batch_statistics(rows: List[Row]) -> List[Row]:
+    """Give each row of a batch its own generation statistics, and return the rows.
+
+    distilabel's ``EvolInstruct`` and ``EvolQuality`` attach the statistics of the *whole batch* (one entry per row
+    and evolution, evolution by evolution) to every row, so one cut-off generation would mark every row of its batch
+    ``truncated``. Row ``i`` of ``n`` keeps entries ``i, i + n, ...``: its own, one per evolution.
+
+    >>> rows = [{"distilabel_metadata": {"statistics_evol_0": {"finish_reasons": ["stop", "length"]}}} for _ in "ab"]
+    >>> [r["distilabel_metadata"]["statistics_evol_0"]["finish_reasons"] for r in split_batch_statistics(rows)]
+    [['stop'], ['length']]
+    """
+    n = len(rows)
+    for i, row in enumerate(rows):
+        meta = row.get(DISTILABEL_METADATA)
+        if isinstance(meta, dict):
+            row[DISTILABEL_METADATA] = {
+                key: {name: value[i::n] if isinstance(value, list) else value for name, value in stats.items()}
+                if key.startswith("statistics_") and isinstance(stats, dict) else stats
+                for key, stats in meta.items()}
+    return rows
+
+
 def _raw_output(row: Row) -> Optional[str]:
     meta = row.get(DISTILABEL_METADATA) or {}
     for key, value in meta.items():

@@ -116,7 +116,7 @@ def preference_pipeline(tmp_path_factory, tiny_path):
     cache = str(tmp_path_factory.mktemp("preference-cache"))
     common = {"progress": False, "cache_dir": cache}
     pooled = pool_responses(PREFERENCE_PROMPTS, max_new_tokens=12, **common)
-    evolved = evolve_quality(pooled.dataset, ["helpfulness", "deepening"], max_new_tokens=12, **common)
+    evolved = evolve_quality(pooled.dataset, ["helpfulness", "deepening"], max_new_tokens=48, **common)
     judged = judge(evolved.dataset, max_rationale_chars=24, **common)
     pairs = binarize(judged.dataset)
     return {"prompts": PREFERENCE_PROMPTS, "pooled": pooled, "evolved": evolved, "judged": judged, "pairs": pairs,

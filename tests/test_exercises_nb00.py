@@ -28,8 +28,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory, tiny_path) -> dict[str, 
     task = tasks.TextGeneration(llm=llm, system_prompt="Answer in one word.")
     plain = tasks.TextGeneration(llm=llm)
     return {
-        "result": generate(INSTRUCTIONS, model="smolsynth/tiny", max_new_tokens=8, cache_dir=cache, progress=False),
-        "other": generate(["Say hi.", "Say bye.", "Say yes."], model="smolsynth/tiny", max_new_tokens=8,
+        "result": generate(INSTRUCTIONS, model="smolsynth/tiny", max_new_tokens=32, cache_dir=cache, progress=False),
+        "other": generate(["Say hi.", "Say bye.", "Say yes."], model="smolsynth/tiny", max_new_tokens=32,
                           cache_dir=cache, progress=False),
         "task": task,
         "task_result": run(task, [{"instruction": i} for i in INSTRUCTIONS], cache_dir=cache, progress=False),

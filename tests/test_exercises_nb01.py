@@ -33,7 +33,7 @@ def made(tiny_path) -> dict[str, Any]:
 
     mag = magpie(3, response_temperature=0.7, **FAST)
     si = self_instruct(SEEDS, rounds=1, prompts_per_round=2, temperature=1.0, **FAST)
-    evo = evol_instruct(EVOL_SEEDS, rounds=1, response_temperature=0.7, **FAST)
+    evo = evol_instruct(EVOL_SEEDS, rounds=1, response_temperature=0.7, judge=False, **FAST)  # the tiny judge says Equal to all three
     # a filter result with known too_similar rows, to check the learner's selection of them
     similar = filter_instructions(["Explain when to water tomato plants in summer, please."], references=SEEDS)
     si_with_similar = dataclasses.replace(si, dropped_rows=similar.dropped_rows,

@@ -57,11 +57,11 @@ def test_pooled_and_evolved_candidates_say_where_they_came_from(preference_pipel
 
 
 def test_every_aspect_gives_exactly_one_rating_per_candidate_on_the_tiny_model(preference_pipeline):
-    """Overall rating on the 20 rows of the shared run (4 candidates each), then the four aspects on 6 rows with 2
+    """Overall rating on the rows of the shared run (4 candidates each), then the four aspects on 6 rows with 2
     or 4 candidates (one grammar per candidate count): every judgment parses, no rating is missing."""
     p = preference_pipeline
     judged = p["judged"].dataset
-    assert len(judged) == 20
+    assert len(judged) == len(p["evolved"].dataset) >= 18  # the judge drops nothing; pooling may drop a cut-off row
     assert all(len(r) == len(g) and all(x in range(1, 6) for x in r)
                for r, g in zip(judged["ratings"], judged["generations"]))
     rows = list(p["pooled"].dataset.select(range(4))) + list(p["evolved"].dataset.select(range(4, 6)))
@@ -111,7 +111,7 @@ def test_pool_responses_loads_different_models_one_at_a_time(tiny_path, tmp_path
         return real_load(model_id, **kwargs)
 
     monkeypatch.setattr(models_module, "_load", recording_load)
-    result = pool_responses(["Name a colour.", "Name a fruit."], ["smolsynth/tiny", other], max_new_tokens=4,
+    result = pool_responses(["Name a colour.", "Name a fruit."], ["smolsynth/tiny", other], max_new_tokens=16,
                             progress=False, cache_dir=str(tmp_path))
     assert in_memory_at_load == [0, 0]
     assert result.dataset[0]["generation_models"] == ["smolsynth/tiny", other]

@@ -107,6 +107,7 @@ def _evol_class() -> type:
     """distilabel's EvolInstruct, applying the mutation named in each row's ``mutation`` column, one per call."""
     from pydantic import PrivateAttr
 
+    from smolsynth.runner import split_batch_statistics
     from smolsynth.verbosity import import_distilabel, quiet_subclassing
 
     with quiet_subclassing():
@@ -123,7 +124,8 @@ def _evol_class() -> type:
 
             def process(self, inputs: Any) -> Any:
                 self._queue = [row["mutation"] for row in inputs]
-                yield from super().process(inputs)
+                for batch in super().process(inputs):
+                    yield split_batch_statistics(batch)  # distilabel gives every row the batch's statistics
 
             def _apply_random_mutation(self, instruction: str) -> str:
                 name = self._queue.pop(0)
