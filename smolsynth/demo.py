@@ -4,8 +4,8 @@
 teach, at toy size: Magpie writes the instructions, two generators (the same model with two different system
 prompts and temperatures, as when only one model fits in memory) write the responses, UltraFeedback judges them with
 constrained decoding so that every judgment parses, the ratings become chosen/rejected pairs, and TRL trains a few SFT
-steps and then a few DPO steps from the saved SFT checkpoint. Without the Hub it runs on ``smolsynth/tiny``, whose
-text is noise made by the real machinery.
+steps and then a few DPO steps from the saved SFT checkpoint. Without the Hub it runs on the embedded SmolLM2-135M
+(``smolsynth/smollm2-135m``, :mod:`smolsynth.offline`), so what it writes is text a person can read.
 
 Everything lands under ``out/``: each dataset as Parquet and JSONL, the checkpoints, and ``summary.json`` /
 ``summary.md`` with rows in and out, rows dropped by reason and seconds per stage.
@@ -18,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from smolsynth.preferences import ANSWER_TOKENS
 from smolsynth.report import Report
+
 
 def _save(rows: Any, out: Path, name: str) -> None:
     from smolsynth.rows import to_dataset
@@ -31,7 +33,7 @@ def _save(rows: Any, out: Path, name: str) -> None:
 
 
 def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows: int = 8, steps: int = 4,
-             seed: int = 0, max_new_tokens: int = 256, progress: bool = True) -> dict[str, Any]:
+             seed: int = 0, max_new_tokens: int = ANSWER_TOKENS, progress: bool = True) -> dict[str, Any]:
     """Run the demo and return its summary (also written to ``out/summary.json`` and ``out/summary.md``).
 
     ``model`` defaults to ``$SMOLSYNTH_MODEL``, else the hardware profile's model, else, when that model cannot be
@@ -58,7 +60,7 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     print(f"smolsynth demo: model {model_id}, {rows} instructions, {steps} training steps each -> {out}/")
 
     # 1. instructions, Magpie-style: the model writes the user's turn from the bare pre-query template
-    result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=64, seed=seed, progress=progress)
+    result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=128, seed=seed, progress=progress)
     reports.extend(result.steps)
     instructions = [{INSTRUCTION: r[INSTRUCTION]} for r in result.rows]
     _save(instructions, out, "instructions")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from smolsynth.arguments import check_number
 from smolsynth.course import data_path
-from smolsynth.preferences import DEFAULT_RULE
+from smolsynth.preferences import ANSWER_TOKENS, CONCISE, DEFAULT_RULE
 from smolsynth.report import Report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,8 +69,6 @@ SAMPLE_INSTRUCTIONS: tuple[str, ...] = (
 )
 """The built-in instructions the notebooks use when no earlier notebook left data: varied, short, harmless."""
 
-SFT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and precisely."
-"""The system prompt of the SFT answers made on the spot: a small model asked to be brief finishes within budget."""
 
 @dataclass
 class CourseData:
@@ -174,9 +172,10 @@ def _load_or_make(name: str, *, what: str, unit: str, validate: Any, path: str |
 
 # ----------------------------------------------------------------------------------------------------------- SFT
 def make_sft_data(instructions: Any = None, *, rows: int | None = None, model: str | None = None,
-                  max_new_tokens: int = 256, seed: int = 0, progress: bool = True) -> CourseData:
-    """Make a small SFT dataset: :func:`~smolsynth.generation.generate` an answer to each instruction (asked to be
-    concise, so answers finish within budget), then :func:`~smolsynth.formats.to_sft`.
+                  max_new_tokens: int = ANSWER_TOKENS, seed: int = 0, progress: bool = True) -> CourseData:
+    """Make a small SFT dataset: :func:`~smolsynth.generation.generate` an answer to each instruction with the
+    :data:`~smolsynth.preferences.CONCISE` settings (measured so that answers finish within budget), then
+    :func:`~smolsynth.formats.to_sft`.
 
     ``instructions`` defaults to :data:`SAMPLE_INSTRUCTIONS`; ``rows`` keeps the first ``rows`` of them. Rows whose
     answer failed (or was cut off) are dropped and counted in the reports.
@@ -187,8 +186,9 @@ def make_sft_data(instructions: Any = None, *, rows: int | None = None, model: s
 
     chosen = _instructions(instructions, rows)
     model_id = resolve_model(model)
-    answers = generate(chosen, model=model_id, system_prompt=SFT_SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
-                       temperature=0.7, seed=seed, progress=progress, desc="answers")
+    answers = generate(chosen, model=model_id, system_prompt=CONCISE.system_prompt, max_new_tokens=max_new_tokens,
+                       temperature=CONCISE.temperature, repetition_penalty=CONCISE.repetition_penalty, seed=seed,
+                       progress=progress, desc="answers")
     converted = to_sft(answers.rows)
     return CourseData(dataset=converted.dataset, source="made", path=data_path("sft"),
                       note=f"Made {len(converted.rows)} SFT rows on the spot: {model_id} answered "
@@ -197,7 +197,7 @@ def make_sft_data(instructions: Any = None, *, rows: int | None = None, model: s
 
 
 def sft_data(*, rows: int | None = None, min_rows: int = 4, instructions: Any = None, model: str | None = None,
-             max_new_tokens: int = 256, path: str | Path | None = None, seed: int = 0,
+             max_new_tokens: int = ANSWER_TOKENS, path: str | Path | None = None, seed: int = 0,
              progress: bool = True) -> CourseData:
     """Notebook 01's SFT dataset if it is saved (at most ``rows`` rows of it), else a small one made on the spot.
 
@@ -218,7 +218,7 @@ def sft_data(*, rows: int | None = None, min_rows: int = 4, instructions: Any = 
 
 # ----------------------------------------------------------------------------------------------------------- DPO
 def make_preference_pairs(instructions: Any = None, *, rows: int | None = None, model: str | None = None,
-                          max_new_tokens: int = 256, rationale_chars: int = 200, rule: str = DEFAULT_RULE,
+                          max_new_tokens: int = ANSWER_TOKENS, rationale_chars: int = 200, rule: str = DEFAULT_RULE,
                           seed: int = 0, progress: bool = True) -> CourseData:
     """Make preference pairs the way notebook 02 does, in miniature: :func:`smolsynth.preferences.preference_dataset`
     (two answers per instruction from :data:`~smolsynth.preferences.DEFAULT_GENERATORS`, judged by UltraFeedback with
@@ -240,7 +240,7 @@ def make_preference_pairs(instructions: Any = None, *, rows: int | None = None, 
 
 
 def preference_pairs(*, rows: int | None = None, min_rows: int = 2, instructions: Any = None,
-                     model: str | None = None, max_new_tokens: int = 256, rationale_chars: int = 200,
+                     model: str | None = None, max_new_tokens: int = ANSWER_TOKENS, rationale_chars: int = 200,
                      rule: str = DEFAULT_RULE, path: str | Path | None = None, seed: int = 0,
                      progress: bool = True) -> CourseData:
     """Notebook 02's preference pairs if saved (at most ``rows`` of them), else pairs made on the spot.

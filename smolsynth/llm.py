@@ -396,6 +396,8 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
             gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if settings["ignore_eos"]:
             gen["min_new_tokens"] = settings["max_new_tokens"]
+        elif (getattr(model.generation_config, "min_new_tokens", None) or 0) > settings["max_new_tokens"]:
+            gen["min_new_tokens"] = settings["max_new_tokens"]  # the tiny model's floor, within a smaller budget
         stops = [x for x in settings["stop"] if x]
         device = model.device
         rng_devices = [device.index or 0] if device.type == "cuda" else []

@@ -34,14 +34,16 @@ def ultrafeedback_regex(n_generations: int, *, aspect: str = "overall-rating", m
     ``UltraFeedback`` task: every judgment then parses into one rating (1-5) per candidate.
 
     >>> import re
-    >>> bool(re.fullmatch(ultrafeedback_regex(1), "#### Output for Text 1\\nRating: 4\\nRationale: Clear."))
+    >>> bool(re.fullmatch(ultrafeedback_regex(1), "#### Output for Text 1\\nRating: 4\\nRationale: Clear and correct."))
     True
     """
     if n_generations < 1:
         raise ValueError(f"n_generations={n_generations} must be >= 1 (one section per candidate).")
-    # a rationale may not open with "[": the template's placeholders ("[Rationale for the rating in short sentences]")
-    # are what a small judge copies otherwise
-    rationale = f"[^\\n#\\[ ][^\\n#]{{0,{max_rationale_chars - 1}}}"
+    # a rationale is words: it opens with a letter, has at least 12 characters (or the whole budget when smaller) and
+    # no brackets. A small judge otherwise copies the template's placeholders ("[Rationale for the rating in short
+    # sentences]", "2. [Rationale]") or writes the candidate's number as its reason.
+    shortest = min(12, max_rationale_chars) - 1
+    rationale = f"[A-Za-z][^\\n#\\[\\]]{{{shortest},{max_rationale_chars - 1}}}"
     sections = []
     for i in range(1, n_generations + 1):
         head = f"#### Output for Text {i}\\n"
@@ -90,9 +92,9 @@ def judge_tokens(n_candidates: int, aspect: str = "overall-rating", max_rational
 
 def _judge_one_aspect(rows: list[dict[str, Any]], aspect: str, *, model_id: str, max_new_tokens: int | None,
                       temperature: float, max_rationale_chars: int, seed: int, progress: bool, cache: bool,
-                      cache_dir: str | None) -> tuple[dict[int, dict[str, Any]], dict[int, str], list[Report]]:
-    """Judge every row on one aspect, grouped by candidate count (one grammar per count). Returns the outputs and
-    the drop reasons by row index, and the runs' reports."""
+                      cache_dir: str | None) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]], list[Report]]:
+    """Judge every row on one aspect, grouped by candidate count (one grammar per count). Returns the outputs, the
+    rows set aside (the judge's output and the ``reason``) by row index, and the runs' reports."""
     from smolsynth.llm import LocalLLM
     from smolsynth.runner import run
     from smolsynth.verbosity import import_distilabel, quiet_distilabel
@@ -102,11 +104,11 @@ def _judge_one_aspect(rows: list[dict[str, Any]], aspect: str, *, model_id: str,
         groups.setdefault(len(row["generations"]), []).append(
             {"instruction": row["instruction"], "generations": list(row["generations"]), "_row": i})
     outputs: dict[int, dict[str, Any]] = {}
-    reasons: dict[int, str] = {}
+    aside: dict[int, dict[str, Any]] = {}
     steps: list[Report] = []
     for n, group in sorted(groups.items()):
         if n == 0:
-            reasons.update({r["_row"]: "no_candidates" for r in group})
+            aside.update({r["_row"]: {"reason": "no_candidates"} for r in group})
             continue
         grammar = ultrafeedback_regex(n, aspect=aspect, max_rationale_chars=max_rationale_chars)
         llm = LocalLLM(model_id, seed=seed, structured_output={"format": "regex", "schema": grammar},
@@ -122,9 +124,10 @@ def _judge_one_aspect(rows: list[dict[str, Any]], aspect: str, *, model_id: str,
                 out["type_rationales"] = out.pop("rationales")
                 out["rationales"] = out.pop("rationales-for-ratings")
             outputs[out["_row"]] = out
-        for out in result.dropped_rows:
-            reasons[out["_row"]] = f"{aspect}: {out['reason']}"
-    return outputs, reasons, steps
+        for out in result.dropped_rows:  # keep what the judge wrote: a drop must be inspectable
+            aside[out["_row"]] = {**{k: v for k, v in out.items() if k not in ("_row", "instruction", "generations")},
+                                  "reason": f"{aspect}: {out['reason']}"}
+    return outputs, aside, steps
 
 
 def judge(data: Any, aspect: str = "overall-rating", *, model: str | None = None,
@@ -174,23 +177,24 @@ def judge(data: Any, aspect: str = "overall-rating", *, model: str | None = None
     steps: list[Report] = []
     kept, dropped = [], []
     if aspect != "all":
-        outputs, reasons, steps = _judge_one_aspect(base, aspect, **settings)
+        outputs, aside, steps = _judge_one_aspect(base, aspect, **settings)
         for i, row in enumerate(base):
-            if i in reasons or i not in outputs:
-                dropped.append({**row, "reason": reasons.get(i, "unparsed_output")})
+            if i in aside or i not in outputs:
+                dropped.append({**row, **aside.get(i, {"reason": "unparsed_output"})})
                 continue
             out = {k: v for k, v in outputs[i].items() if k not in ("_row", "model_name", "instruction", "generations")}
             kept.append({**row, **out, "judge_model": model_id})
     else:
         per_aspect = {}
         for a in ASPECTS:
-            outputs, reasons, reports = _judge_one_aspect(base, a, **settings)
-            per_aspect[a] = (outputs, reasons)
+            outputs, aside, reports = _judge_one_aspect(base, a, **settings)
+            per_aspect[a] = (outputs, aside)
             steps.extend(reports)
         for i, row in enumerate(base):
-            failed = [per_aspect[a][1].get(i, f"{a}: unparsed_output") for a in ASPECTS if i not in per_aspect[a][0]]
+            failed = [per_aspect[a][1].get(i, {"reason": f"{a}: unparsed_output"}) for a in ASPECTS
+                      if i not in per_aspect[a][0]]
             if failed:
-                dropped.append({**row, "reason": failed[0]})
+                dropped.append({**row, **failed[0]})
                 continue
             out = dict(row)
             for a in ASPECTS:
@@ -253,7 +257,7 @@ class JudgeSanity:
 
     def __str__(self) -> str:
         a, t = self.agreement, self.ties
-        return (f"Judge sanity on {len(self.rows) // 2} hand-written probes: the good answer was rated higher "
+        return (f"Judge sanity on {len({r['probe'] for r in self.rows})} hand-written probes: the good answer was rated higher "
                 f"{a['good_first']:.0%} of the time when shown first and {a['bad_first']:.0%} when shown second "
                 f"(ties {t['good_first']:.0%} / {t['bad_first']:.0%}; a coin would score about 40%).")
 
@@ -277,8 +281,8 @@ def judge_probes() -> List[Row]:
 
 
 def judge_sanity(*, model: Optional[str] = None, aspect: str = "overall-rating", temperature: float = 0.0,
-                 probes: Optional[List[Row]] = None, seed: int = 0, progress: bool = True,
-                 cache: bool = True) -> JudgeSanity:
+                 max_rationale_chars: int = 200, probes: Optional[List[Row]] = None, seed: int = 0,
+                 progress: bool = True, cache: bool = True) -> JudgeSanity:
     """Judge every probe twice, good answer first and good answer second; report the agreement in each order.
 
     A judge worth using rates the good answer higher in both orders; one that prefers whatever comes first scores
@@ -294,7 +298,8 @@ def judge_sanity(*, model: Optional[str] = None, aspect: str = "overall-rating",
     for i, p in enumerate(probes):
         rows.append({INSTRUCTION: p[INSTRUCTION], GENERATIONS: [p["good"], p["bad"]], "_probe": i, "_order": "good_first"})
         rows.append({INSTRUCTION: p[INSTRUCTION], GENERATIONS: [p["bad"], p["good"]], "_probe": i, "_order": "bad_first"})
-    judged = judge(rows, aspect, model=model, temperature=temperature, seed=seed, progress=progress, cache=cache)
+    judged = judge(rows, aspect, model=model, temperature=temperature, max_rationale_chars=max_rationale_chars,
+                   seed=seed, progress=progress, cache=cache)
     details = []
     for r in judged.rows:
         good, bad = (r[RATINGS][0], r[RATINGS][1]) if r["_order"] == "good_first" else (r[RATINGS][1], r[RATINGS][0])

@@ -12,10 +12,10 @@ from conftest import run_python
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     home, out = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("demo") / "out"
-    code = f"import sys; from smolsynth.cli import main; sys.exit(main(['demo', '--out', r'{out}', '--rows', '6']))"
+    code = f"import sys; from smolsynth.cli import main; sys.exit(main(['demo', '--out', r'{out}', '--rows', '6', '--steps', '2']))"
     # no HF_HUB_OFFLINE and no SMOLSYNTH_MODEL: the demo must notice that the hub is unreachable by itself
     env = {"SMOLSYNTH_HOME": str(home), "HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "SMOLSYNTH_MODEL": ""}
-    result = run_python(code, env=env, guard=True, timeout=600)
+    result = run_python(code, env=env, guard=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result
 

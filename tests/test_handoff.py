@@ -59,14 +59,14 @@ def test_preference_pairs_are_made_with_a_real_judge_and_every_drop_counted(engi
                                      progress=False)
     assert pairs.source == "made" and "No usable preference pairs" in pairs.note
     assert [r.step for r in pairs.reports] == [
-        "answers: smolsynth/tiny (concise)", "answers: smolsynth/tiny (detailed)", "pool_responses (2 generators)",
+        "answers: smolsynth/tiny (concise)", "answers: smolsynth/tiny (precise)", "pool_responses (2 generators)",
         "judge (overall-rating)", f"binarize ({DEFAULT_RULE})"]
     judge, binarized = pairs.reports[3], pairs.reports[4]
     assert judge.rows_in == 4 and judge.rows_out + judge.dropped_total == 4  # constrained: every judgment parses
     assert binarized.rows_in == judge.rows_out and binarized.rows_out + binarized.dropped_total == binarized.rows_in
     assert len(pairs) == binarized.rows_out >= 2
     assert len(validate_dpo_dataset(pairs.dataset).rows) == len(pairs)
-    with pytest.raises(ValueError, match="survived the judge.*ask for more rows"):  # the same rows, from the cache
+    with pytest.raises(ValueError, match="could be made on the spot.*fewer than min_rows=5.*ask for more rows"):  # the same rows, from the cache
         handoff.preference_pairs(rows=4, min_rows=5, model="smolsynth/tiny", max_new_tokens=8, rationale_chars=20,
                                  progress=False)
 

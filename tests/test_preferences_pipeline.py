@@ -49,7 +49,7 @@ def test_at_least_90_percent_of_prompts_become_pairs_and_every_drop_is_counted(p
 def test_pooled_and_evolved_candidates_say_where_they_came_from(preference_pipeline):
     row = preference_pipeline["evolved"].dataset[0]
     assert row["generation_sources"] == ["pool", "pool", "evol:helpfulness", "evol:deepening"]
-    assert row["generation_models"][:2] == ["smolsynth/tiny (concise)", "smolsynth/tiny (detailed)"]
+    assert row["generation_models"][:2] == ["smolsynth/tiny (concise)", "smolsynth/tiny (precise)"]
     assert row["generation_models"][2] == "smolsynth/tiny (EvolQuality helpfulness of #1)"
     assert len(row["generation_models"]) == len(row["generation_sources"]) == len(row["generations"])
     assert [r.step for r in preference_pipeline["evolved"].steps] == ["EvolQuality: helpfulness",

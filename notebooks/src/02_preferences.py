@@ -224,6 +224,23 @@ bias = position_bias(judged.dataset, sample=BIAS_SAMPLE, max_rationale_chars=RAT
 bias
 
 # %% [markdown]
+# Flips say whether the judge is *consistent*; they cannot say whether it is *right*. For that we need answers whose
+# quality we know. smolsynth ships 12 hand-written probes: an instruction, a clearly good answer and a clearly bad
+# one (off-topic, cut off, a refusal, a wrong fact). `judge_sanity` has your judge rate each probe twice, the good
+# answer first and then second, and reports how often the good answer got the higher rating in each order.
+#
+# How to read it: random ratings from 1 to 5 put the good answer strictly higher about 40% of the time. A judge worth
+# building a dataset on scores well above that **in both orders**. High in one order and low in the other means it
+# mostly prefers a position, not an answer. Measured on SmolLM2-135M (benchmarks/README.md): 50% in each order, barely
+# better than the coin. Its pairs are practice data; for real work, judge with a larger model.
+
+# %%
+from smolsynth.ultrafeedback import judge_sanity
+
+sanity = judge_sanity(max_rationale_chars=RATIONALE_CHARS, seed=SEED)
+sanity
+
+# %% [markdown]
 # ## 10. Exercises
 #
 # Replace every `____`, run the cell, then run the check below it. The checks look at the structure of your data

@@ -120,6 +120,7 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
            only_instruction: bool = False, system_prompt: Union[None, str, Sequence[str], Mapping[str, float]] = None,
            max_new_tokens: int = 256, instruction_temperature: float = 1.0, top_p: float = 1.0,
            response_temperature: float = 0.0, response_max_new_tokens: Optional[int] = None,
+           response_repetition_penalty: float = 1.2,
            near_duplicate_threshold: float = 0.7, seed: int = 0, batch_size: Optional[int] = None,
            cache: bool = True, progress: bool = True, allow_truncated: bool = False) -> Result:
     """Generate ``num_rows`` Magpie instructions (and answers), filtered, every drop counted.
@@ -132,6 +133,8 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
             with those weights), seeded by ``seed``; recorded in a ``system_prompt`` column.
         instruction_temperature, top_p: the paper samples instructions at 1.0 / 1.0.
         response_temperature: the paper answers greedily (0.0); a low value (0.2-0.3) varies answers a little.
+        response_repetition_penalty: greedy answers of a small model loop until the budget runs out (then they are
+            dropped as ``truncated``); 1.2 ends most of SmolLM2-135M's (benchmarks/README.md). 1.0 is off.
         max_new_tokens, response_max_new_tokens: token budgets (answers default to ``max_new_tokens``).
         near_duplicate_threshold: word 3-gram Jaccard at which an instruction counts as a near duplicate.
 
@@ -152,6 +155,7 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
     check_number("response_max_new_tokens", response_max_new_tokens, minimum=1, integer=True, allow_none=True)
     check_number("instruction_temperature", instruction_temperature, minimum=0.0, maximum=5.0)
     check_number("response_temperature", response_temperature, minimum=0.0, maximum=5.0)
+    check_number("response_repetition_penalty", response_repetition_penalty, minimum=0.0, exclusive_minimum=True)
     check_number("top_p", top_p, minimum=0.0, maximum=1.0, exclusive_minimum=True)
     check_number("near_duplicate_threshold", near_duplicate_threshold, minimum=0.0, maximum=1.0)
     started = time.perf_counter()
@@ -163,7 +167,7 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
         magpie_prompt(tokenizer, [], pre_query_template=getattr(llm, "magpie_pre_query_template", None),
                       chat_template=getattr(llm, "chat_template", None))
     response_kwargs = {"temperature": response_temperature, "max_new_tokens": response_max_new_tokens or
-                       max_new_tokens}
+                       max_new_tokens, "repetition_penalty": response_repetition_penalty}
     with quiet_distilabel():
         task = _magpie_class()(llm=llm, n_turns=n_turns, only_instruction=only_instruction, name="magpie",
                                response_generation_kwargs=None if only_instruction else response_kwargs)
