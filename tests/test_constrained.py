@@ -84,7 +84,7 @@ def test_ultrafeedback_regex_gives_one_rating_per_generation(engine_home, tiny_l
             for i in range(6)]
     llm = tiny_llm_factory(structured_output={"format": "regex", "schema": ultrafeedback_regex(3,
                                                                                             max_rationale_chars=40)},
-                           generation_kwargs={"max_new_tokens": 96, "temperature": 1.0})
+                           generation_kwargs={"max_new_tokens": 160, "temperature": 1.0})
     result = run(UltraFeedback(llm=llm, aspect="overall-rating"), rows, progress=False)
     assert result.report.dropped == {}, result.dropped.to_list()
     for row in result.dataset.to_list():
