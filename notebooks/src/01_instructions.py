@@ -36,7 +36,7 @@
 
 # %% tags=["parameters"]
 N_MAGPIE = 20  # Magpie conversations to generate
-MAX_NEW_TOKENS = 128  # token budget of each generated instruction or response
+MAX_NEW_TOKENS = 256  # token budget of each generated instruction or response
 RESPONSE_TEMPERATURE = 0.0  # 0 = greedy, as the papers answer; 0.2-0.3 varies answers a little
 SELF_INSTRUCT_ROUNDS = 2  # Self-Instruct bootstrap rounds
 PROMPTS_PER_ROUND = 8  # Self-Instruct prompts per round (each asks for several new instructions)

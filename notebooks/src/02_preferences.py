@@ -31,7 +31,7 @@
 
 # %% tags=["parameters"]
 N_PROMPTS = 24  # how many instructions to turn into pairs
-MAX_NEW_TOKENS = 192  # the longest candidate answer, in tokens
+MAX_NEW_TOKENS = 384  # the longest candidate answer, in tokens (longer ones are cut off, then dropped)
 RATIONALE_CHARS = 200  # the longest rationale the judge may write per candidate
 BIAS_SAMPLE = 12  # rows judged a second time, in reverse order, for the position-bias check
 SEED = 0
@@ -70,15 +70,17 @@ print(f"{len(instructions)} prompts, e.g. {instructions[0]!r}; model: {model_id}
 #
 # A judge can only prefer one answer over another if the answers differ. UltraFeedback sampled 4 answers per prompt
 # from a pool of 17 models. On a laptop, one model at a time is what fits, so the pool here is **one model with two
-# system prompts and two temperatures** (`DEFAULT_GENERATORS`). With more memory, pass real models instead, e.g.
-# `generators=["HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"]`: `pool_responses` then loads
-# them one at a time, and records in `generation_models` who wrote each answer.
+# system prompts and two ways of decoding** (`DEFAULT_GENERATORS`: greedy with a repetition penalty, and sampling at
+# temperature 0.7; both chosen so that most of a small model's answers end within the budget). With more memory,
+# pass real models instead, e.g. `generators=["HuggingFaceTB/SmolLM2-360M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"]`:
+# `pool_responses` then loads them one at a time, and records in `generation_models` who wrote each answer.
 
 # %%
 from smolsynth.preferences import DEFAULT_GENERATORS, pool_responses
 
 for g in DEFAULT_GENERATORS:
-    print(f"{g.name:>9}: temperature {g.temperature}, system prompt {g.system_prompt!r}")
+    print(f"{g.name:>9}: temperature {g.temperature}, repetition penalty {g.repetition_penalty}, "
+          f"system prompt {g.system_prompt!r}")
 pooled = pool_responses(instructions, max_new_tokens=MAX_NEW_TOKENS, seed=SEED)
 pooled.funnel
 

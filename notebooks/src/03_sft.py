@@ -34,7 +34,7 @@
 # %% tags=["parameters"]
 N_ROWS = 500  # at most this many SFT rows (notebook 01's dataset; up to 24 when made here)
 MAX_STEPS = 30  # optimizer steps (None: one full pass over the data)
-MAX_NEW_TOKENS = 128  # answer length, when making data and when comparing answers
+MAX_NEW_TOKENS = 256  # answer length, when making data and when comparing answers
 EVAL_PROMPTS = [
     "Give me three tips to sleep better.",
     "Explain what an API is to a beginner.",

@@ -41,7 +41,7 @@ N_PAIRS = 500  # at most this many pairs (notebook 02's; up to 24 prompts when m
 SFT_STEPS = 30  # steps of the quick SFT, only if notebook 03's checkpoint is missing
 MAX_STEPS = 30  # DPO optimizer steps (None: one full pass over the pairs)
 BETA = 0.1  # DPO's beta: how strongly the policy is held close to the reference
-MAX_NEW_TOKENS = 128  # answer length, when making pairs and when comparing answers
+MAX_NEW_TOKENS = 256  # answer length, when making pairs and when comparing answers
 RATIONALE_CHARS = 200  # longest judge rationale, when making pairs here
 EVAL_PROMPTS = [
     "Give me three tips to sleep better.",
