@@ -60,7 +60,7 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     print(f"smolsynth demo: model {model_id}, {rows} instructions, {steps} training steps each -> {out}/")
 
     # 1. instructions, Magpie-style: the model writes the user's turn from the bare pre-query template
-    result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=128, seed=seed, progress=progress)
+    result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=192, seed=seed, progress=progress)
     reports.extend(result.steps)
     instructions = [{INSTRUCTION: r[INSTRUCTION]} for r in result.rows]
     _save(instructions, out, "instructions")

@@ -12,7 +12,7 @@ from conftest import run_python
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     home, out = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("demo") / "out"
-    code = f"import sys; from smolsynth.cli import main; sys.exit(main(['demo', '--out', r'{out}', '--rows', '6', '--steps', '2']))"
+    code = f"import sys; from smolsynth.cli import main; sys.exit(main(['demo', '--out', r'{out}', '--rows', '10', '--steps', '2']))"
     # no HF_HUB_OFFLINE and no SMOLSYNTH_MODEL: the demo must notice that the hub is unreachable by itself
     env = {"SMOLSYNTH_HOME": str(home), "HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "SMOLSYNTH_MODEL": ""}
     result = run_python(code, env=env, guard=True, timeout=1500)
