@@ -102,8 +102,8 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
         "stages": [r.as_dict() for r in reports],
         "datasets": {name: f"{name}.parquet" for name in ("instructions", "responses", "judged", "preferences",
                                                           "sft")},
-        "checkpoints": {"sft": sft_result.output_dir, "dpo": dpo_result.output_dir if dpo_result else None},
-        "metrics": {"sft": sft_result.metrics, "dpo": dpo_result.metrics if dpo_result else None},
+        "checkpoints": {"sft": sft_result.output_dir, "dpo": dpo_result.output_dir if dpo_result is not None else None},
+        "metrics": {"sft": sft_result.metrics, "dpo": dpo_result.metrics if dpo_result is not None else None},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     table = str(Report.combine(reports))

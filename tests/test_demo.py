@@ -9,6 +9,15 @@ import pytest
 from conftest import run_python
 
 
+def _read(out, name):
+    """A saved dataset as rows ([] when the demo saved none: an empty Parquet file has no schema to read)."""
+    import datasets
+
+    if not (out / f"{name}.jsonl").read_text().strip():
+        return []
+    return list(datasets.Dataset.from_parquet(str(out / f"{name}.parquet")))
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     home, out = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("demo") / "out"
@@ -31,13 +40,10 @@ def test_demo_uses_the_embedded_real_model_without_the_hub_and_touches_no_networ
 def test_demo_training_data_has_no_cut_off_or_scaffolding_text(demo):
     """The gates on the real model: what reaches a saved SFT or DPO dataset finished by itself and copies no
     prompt scaffolding."""
-    import datasets
-
     from smolsynth.gates import echoes_template
 
     out, _ = demo
-    sft = datasets.Dataset.from_parquet(str(out / "sft.parquet"))
-    pairs = datasets.Dataset.from_parquet(str(out / "preferences.parquet"))
+    sft, pairs = _read(out, "sft"), _read(out, "preferences")
     texts = [row["messages"][-1]["content"] for row in sft]
     texts += [row[col][0]["content"] for row in pairs for col in ("chosen", "rejected")]
     assert texts
@@ -47,17 +53,21 @@ def test_demo_training_data_has_no_cut_off_or_scaffolding_text(demo):
 
 
 def test_demo_writes_every_dataset_as_parquet_and_jsonl_and_a_summary(demo):
-    import datasets
-
-    out, _ = demo
+    out, result = demo
     for name in ("instructions", "responses", "judged", "preferences", "sft"):
-        parquet = datasets.Dataset.from_parquet(str(out / f"{name}.parquet"))
         lines = (out / f"{name}.jsonl").read_text().splitlines()
-        assert len(parquet) == len(lines) > 0, name
+        assert len(_read(out, name)) == len(lines), name
+    assert _read(out, "instructions") and _read(out, "sft")
     summary = json.loads((out / "summary.json").read_text())
     stages = [s["step"] for s in summary["stages"]]
-    assert stages[0] == "magpie" and stages[-1].startswith("DPO")
+    assert stages[0] == "magpie"
     assert any(s.startswith("judge") for s in stages) and any(s.startswith("SFT") for s in stages)
+    # DPO runs when at least 2 pairs survived the gates and the judge; SmolLM2-135M's yield varies from run to run
+    # (0 to 4 pairs of 10 instructions measured), so a skipped DPO must say so, in the output and in the summary
+    if len(_read(out, "preferences")) >= 2:
+        assert stages[-1].startswith("DPO") and summary["checkpoints"]["dpo"]
+    else:
+        assert "DPO skipped" in result.stdout and summary["checkpoints"]["dpo"] is None
     for stage in summary["stages"]:  # nothing silent: every row is kept or dropped with a reason
         assert stage["rows_in"] == stage["rows_out"] + sum(stage["dropped"].values()), stage
     assert "rows in" in (out / "summary.md").read_text()
@@ -69,13 +79,14 @@ def test_demo_pairs_are_dpo_ready_and_checkpoints_load(demo):
     from smolsynth import load_model
 
     out, _ = demo
-    pairs = datasets.Dataset.from_parquet(str(out / "preferences.parquet"))
-    assert set(pairs.column_names) >= {"prompt", "chosen", "rejected"}
-    for row in pairs:
+    for row in _read(out, "preferences"):
+        assert set(row) >= {"prompt", "chosen", "rejected"}
         assert row["chosen"] != row["rejected"]
         assert row["prompt"][-1]["role"] == "user" and row["chosen"][0]["role"] == "assistant"
     sft = datasets.Dataset.from_parquet(str(out / "sft.parquet"))
     assert sft.column_names == ["messages"]
-    model, tokenizer = load_model(str(out / "dpo-model"))
+    summary = json.loads((out / "summary.json").read_text())
+    last = summary["checkpoints"]["dpo"] or summary["checkpoints"]["sft"]  # the last model the demo trained
+    model, tokenizer = load_model(str(last))
     inputs = tokenizer("Hello", return_tensors="pt")
     assert model.generate(**inputs, max_new_tokens=4, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
