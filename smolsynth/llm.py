@@ -415,8 +415,8 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
             if stopper is not None:
                 extra["stopping_criteria"] = [stopper]
             if any(s.spec is not None for s in chunk):
-                if not settings["ignore_eos"]:
-                    extra["min_new_tokens"] = 0  # a grammar decides when output ends (a model's config may not)
+                if not settings["ignore_eos"]:  # a grammar decides when output ends (a model's config may not)
+                    extra["min_new_tokens"] = 0
                 grammars = [loaded.grammar.compile(s.spec) if s.spec is not None else None for s in chunk]
                 extra["logits_processor"] = [GrammarLogitsProcessor(
                     loaded.grammar, grammars, prompt_length=width, max_new_tokens=settings["max_new_tokens"],
@@ -424,7 +424,7 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
             with loaded.lock, torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
                 torch.manual_seed(self._chunk_seed(salt, chunk))
                 out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                                     **gen, **extra)
+                                     **{**gen, **extra})  # extra wins: a grammar row's min_new_tokens
             new_tokens = out[:, width:].tolist()
             for row, (s, tokens) in enumerate(zip(chunk, new_tokens)):
                 end = next((k for k, t in enumerate(tokens) if t in eos_set), None)
