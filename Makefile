@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Optional: a package index that serves CPU builds of torch, for machines whose default torch build is CUDA's.
 TORCH_INDEX_URL ?=
 
-.PHONY: setup demo test notebooks check-notebooks notebook browser-test doctor clean
+.PHONY: setup demo test notebooks check-notebooks notebook real-notebooks browser-test doctor clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,14 @@ check-notebooks: setup
 notebook: setup
 	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny HF_HUB_OFFLINE=1 SMOLSYNTH_STRICT=$(or $(STRICT),0) \
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env $(NB)
+
+# every solution notebook in strict fast mode on the embedded SmolLM2-135M (fewer rows, the full token budgets), in
+# one kernel after another as a learner runs them; slow on a CPU (notebook 01 alone ~14 minutes on 2 cores). CI runs
+# notebook 02 this way, with checks on the pairs it saves (tests/test_real_model.py).
+real-notebooks: setup
+	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/smollm2-135m HF_HUB_OFFLINE=1 SMOLSYNTH_STRICT=1 \
+		$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -p no:cacheprovider \
+		notebooks/solutions/*.ipynb
 
 # notebook 00 in JupyterLab in headless Chromium (needs Debian's chromium; skips without it)
 browser-test: setup

@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     demo_p = sub.add_parser("demo", help="run the whole course path in miniature, offline-capable")
     demo_p.add_argument("--out", default="demo-output", help="folder for the datasets and summary (default: %(default)s)")
     demo_p.add_argument("--model", default=None, help="model id (default: $SMOLSYNTH_MODEL, else the profile's model, "
-                                                       "else smolsynth/tiny when the hub is unreachable)")
-    demo_p.add_argument("--rows", type=int, default=8, help="number of instructions to generate (default: %(default)s)")
+                                                       "else the embedded smolsynth/smollm2-135m when the hub is unreachable)")
+    demo_p.add_argument("--rows", type=int, default=8, help="instructions to generate per round (default: %(default)s)")
     demo_p.add_argument("--steps", type=int, default=4, help="SFT and DPO training steps (default: %(default)s)")
     demo_p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -5,7 +5,8 @@ Three environment variables steer every notebook (all are defined in :mod:`smols
 ``SMOLSYNTH_MODEL``
     which model every call uses (``smolsynth/tiny`` is the tiny offline model CI runs on); see :mod:`smolsynth.models`.
 ``SMOLSYNTH_FAST``
-    fast mode: the notebook's parameters (rows, tokens, training steps) shrink so a notebook runs in seconds.
+    fast mode: the notebook's parameters (rows, training steps; token budgets on the tiny model only) shrink for a
+    quick run: seconds on the tiny model, minutes on a real one.
 ``SMOLSYNTH_STRICT``
     strict checks: an exercise that is not attempted or incorrect raises instead of only saying so (CI runs the
     solution notebooks this way, so a solution that stops passing fails the build).
@@ -20,10 +21,13 @@ A notebook keeps its tunable values in a *parameters* cell of plain assignments,
 shrink them when fast mode is on::
 
     >>> namespace = {"N_ROWS": 100, "MAX_NEW_TOKENS": 256}
-    >>> fast_mode(namespace, N_ROWS=4, MAX_NEW_TOKENS=16, environ={"SMOLSYNTH_FAST": "1"}, quiet=True)
+    >>> fast_mode(namespace, N_ROWS=4, tiny_model={"MAX_NEW_TOKENS": 16}, model="smolsynth/tiny",
+    ...           environ={"SMOLSYNTH_FAST": "1"}, quiet=True)
     True
     >>> namespace
     {'N_ROWS': 4, 'MAX_NEW_TOKENS': 16}
+
+(``tiny_model`` values change only on the tiny model: a real model keeps its token budgets, see :func:`fast_mode`.)
 
 This module imports nothing heavy (no torch, no distilabel): it is safe in the first cells of a notebook.
 """
@@ -68,13 +72,25 @@ def data_path(name: str) -> Path:
     return smolsynth_home() / "course" / name
 
 
-def fast_mode(namespace: MutableMapping[str, Any], *, environ: Mapping[str, str] | None = None, quiet: bool = False,
+def fast_mode(namespace: MutableMapping[str, Any], *, tiny_model: Mapping[str, Any] | None = None,
+              model: str | None = None, environ: Mapping[str, str] | None = None, quiet: bool = False,
               **small_values: Any) -> bool:
     """In fast mode, replace the parameters named in ``small_values`` inside ``namespace``; say what changed.
 
     Call it right after the parameters cell with ``globals()``; outside fast mode nothing changes. Every name must
     already exist in ``namespace`` (a typo would otherwise create a parameter nobody reads). Returns whether fast
     mode is on.
+
+    ``tiny_model`` holds values that change only when the course model (``model``, else
+    :func:`smolsynth.models.resolve_model`) is ``smolsynth/tiny``: token budgets above all. The tiny model writes
+    noise, so a shorter answer only saves time; a real model needs its budget to finish an answer, and with a budget
+    cut to 16 tokens every answer would run out, be dropped as ``truncated``, and leave nothing to learn from. So on a
+    real model fast mode makes fewer rows, not shorter ones.
+
+    >>> params = {"N_ROWS": 100, "MAX_NEW_TOKENS": 256}
+    >>> fast_mode(params, N_ROWS=4, tiny_model={"MAX_NEW_TOKENS": 16}, model="smolsynth/smollm2-135m",
+    ...           environ={"SMOLSYNTH_FAST": "1"}, quiet=True), params
+    (True, {'N_ROWS': 4, 'MAX_NEW_TOKENS': 256})
 
     >>> params = {"N_ROWS": 100}
     >>> fast_mode(params, N_ROWS=4, environ={}, quiet=True), params
@@ -84,17 +100,29 @@ def fast_mode(namespace: MutableMapping[str, Any], *, environ: Mapping[str, str]
     ...
     NameError: fast_mode() got N_ROWS_TYPO, which the parameters cell does not define (it defines: N_ROWS).
     """
-    unknown = [name for name in small_values if name not in namespace]
+    tiny_model = dict(tiny_model or {})
+    unknown = [name for name in [*small_values, *tiny_model] if name not in namespace]
     if unknown:
         defined = ", ".join(sorted(k for k in namespace if k.isupper())) or "nothing"
         raise NameError(f"fast_mode() got {', '.join(unknown)}, which the parameters cell does not define "
                        f"(it defines: {defined}).")
     on = is_fast(environ)
+    kept = ""
+    if on and tiny_model:
+        from smolsynth.models import is_tiny, resolve_model
+
+        if model is None and environ is not None and environ.get(MODEL_ENV):
+            model = environ[MODEL_ENV]
+        if is_tiny(resolve_model(model)):
+            small_values = {**small_values, **tiny_model}
+        elif any(k not in small_values for k in tiny_model):
+            kept = " A real model keeps its token budgets (" + ", ".join(
+                f"{k} {namespace[k]!r}" for k in tiny_model if k not in small_values) + ")."
     if on:
         changes = [f"{name} {namespace[name]!r} -> {value!r}" for name, value in small_values.items()]
         namespace.update(small_values)
         if not quiet:
-            print(f"Fast mode ({FAST_ENV}=1): " + ", ".join(changes) + ".")
+            print(f"Fast mode ({FAST_ENV}=1): " + ", ".join(changes) + "." + kept)
     elif not quiet:
         print(f"Full run: the parameters above are used as written (set {FAST_ENV}=1 for a quick test run).")
     return on

@@ -21,6 +21,15 @@ from typing import Any
 from smolsynth.preferences import ANSWER_TOKENS
 from smolsynth.report import Report
 
+MIN_PAIRS = 2
+"""DPO needs at least this many pairs (one to train on, one to evaluate the start margin on)."""
+RATIONALE_CHARS = 80
+"""The judge's rationale per candidate, at most: one short sentence. On a CPU the judge's time is its decoding steps
+(each reads the ~800-token prompt's cache again), and the rationale is most of them: 200 characters took 2.8 minutes
+for 6 rows on the 2-core dev machine."""
+ROUNDS = 3
+"""Rounds of ``rows`` new instructions at most, until :data:`MIN_PAIRS` pairs survive the gates and the judge."""
+
 
 def _save(rows: Any, out: Path, name: str) -> None:
     from smolsynth.rows import to_dataset
@@ -37,7 +46,9 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     """Run the demo and return its summary (also written to ``out/summary.json`` and ``out/summary.md``).
 
     ``model`` defaults to ``$SMOLSYNTH_MODEL``, else the hardware profile's model, else, when that model cannot be
-    had offline, the embedded one. ``rows`` instructions are generated; SFT and DPO each train ``steps`` steps.
+    had offline, the embedded one. ``rows`` instructions are generated per round, in up to :data:`ROUNDS` rounds
+    until :data:`MIN_PAIRS` pairs survive; SFT and DPO each train ``steps`` steps of one batch (no gradient
+    accumulation: the demo shows the mechanics, and on a CPU each accumulated batch costs seconds).
     """
     from smolsynth.arguments import check_number
     from smolsynth.formats import GENERATION, GENERATIONS, INSTRUCTION, to_sft
@@ -57,40 +68,60 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
     model_id = resolve_model(model, offline_fallback=True)
     started = time.perf_counter()
     reports: list[Report] = []
-    print(f"smolsynth demo: model {model_id}, {rows} instructions, {steps} training steps each -> {out}/")
+    print(f"smolsynth demo: model {model_id}, {rows} instructions per round, {steps} training steps each -> {out}/")
 
-    # 1. instructions, Magpie-style: the model writes the user's turn from the bare pre-query template
-    result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=192, seed=seed, progress=progress)
-    reports.extend(result.steps)
-    instructions = [{INSTRUCTION: r[INSTRUCTION]} for r in result.rows]
-    _save(instructions, out, "instructions")
+    # 1-4, in rounds until DPO has pairs to learn from (a small judge ties often, and the gates drop cut-off
+    # answers): instructions, Magpie-style (the model writes the user's turn from the bare pre-query template); two
+    # answers per instruction (one model, two system prompts and temperatures), judged by UltraFeedback with
+    # constrained decoding; pairs: chosen = best rated, rejected = a random strictly lower one
+    instructions: list[dict[str, Any]] = []
+    candidates: list[dict[str, Any]] = []
+    judged: list[dict[str, Any]] = []
+    preferences: list[dict[str, Any]] = []
+    for round_ in range(ROUNDS):
+        result = magpie(rows, model=model_id, only_instruction=True, max_new_tokens=192, seed=seed + round_,
+                        progress=progress)
+        reports.extend(result.steps)
+        seen = {r[INSTRUCTION] for r in instructions}
+        new = [{INSTRUCTION: r[INSTRUCTION]} for r in result.rows if r[INSTRUCTION] not in seen]
+        instructions.extend(new)
+        if new:
+            pairs = preference_dataset(new, model=model_id, max_new_tokens=max_new_tokens, rule=DEFAULT_RULE,
+                                       max_rationale_chars=RATIONALE_CHARS, seed=seed + round_, progress=progress)
+            reports.extend(pairs.steps)
+            candidates.extend(pairs.intermediate["candidates"])
+            judged.extend(pairs.intermediate["judged"])
+            preferences.extend(pairs.rows)
+        for name, data in (("instructions", instructions), ("responses", candidates), ("judged", judged),
+                           ("preferences", preferences)):
+            _save(data, out, name)  # after every round: an interrupted demo keeps what it made
+        if len(preferences) >= MIN_PAIRS or round_ == ROUNDS - 1:
+            break
+        print(f"Round {round_ + 1}: {len(preferences)} pair(s) so far; DPO needs {MIN_PAIRS}: "
+              f"{rows} more instructions.")
 
-    # 2-4. two answers per instruction (one model, two system prompts and temperatures), judged by UltraFeedback with
-    # constrained decoding, then pairs: chosen = best rated, rejected = a random strictly lower one
-    pairs = preference_dataset(instructions, model=model_id, max_new_tokens=max_new_tokens, rule=DEFAULT_RULE,
-                               seed=seed, progress=progress)
-    reports.extend(pairs.steps)
-    _save(pairs.intermediate["candidates"], out, "responses")
-    _save(pairs.intermediate["judged"], out, "judged")
-    _save(pairs.rows, out, "preferences")
-
-    # 5. SFT on the instructions with the first (concise) generator's answers
-    sft_data = to_sft([{INSTRUCTION: r[INSTRUCTION], GENERATION: r[GENERATIONS][0]}
-                       for r in pairs.intermediate["candidates"]])
+    # 5. SFT on the instructions with the first (concise) generator's answers: a few steps, one batch each
+    sft_data = to_sft([{INSTRUCTION: r[INSTRUCTION], GENERATION: r[GENERATIONS][0]} for r in candidates])
     reports.append(sft_data.report)
     _save(sft_data.rows, out, "sft")
-    sft_result = sft(sft_data.rows, model=model_id, output_dir=str(out / "sft-model"), max_steps=steps, seed=seed)
-    reports.append(sft_result.report)
+    sft_result = dpo_result = None
+    if sft_data.rows:
+        sft_result = sft(sft_data.rows, model=model_id, output_dir=str(out / "sft-model"), max_steps=steps,
+                         seed=seed, gradient_accumulation_steps=1)
+        reports.append(sft_result.report)
+    else:
+        print("SFT and DPO skipped: no instruction got an answer that passed the gates (see summary.md).")
 
     # 6. DPO from the saved SFT checkpoint (its own reference: margins start at 0)
-    dpo_result = None
-    if len(pairs.rows) >= 2:
-        dpo_result = dpo(pairs.rows, model=sft_result.output_dir, output_dir=str(out / "dpo-model"),
-                         max_steps=steps, seed=seed)
+    if sft_result is not None and len(preferences) >= MIN_PAIRS:
+        dpo_result = dpo(preferences, model=sft_result.output_dir, output_dir=str(out / "dpo-model"),
+                         max_steps=steps, seed=seed, gradient_accumulation_steps=1)
         reports.append(dpo_result.report)
-    else:
-        print(f"DPO skipped: {len(pairs.rows)} pair(s) survived the judge; it needs at least 2 (see summary.md).")
+    elif sft_result is not None:
+        print(f"DPO skipped: {len(preferences)} pair(s) survived the judge in {ROUNDS} rounds; it needs at least "
+              f"{MIN_PAIRS} (see summary.md).")
 
+    trained = {"sft": sft_result, "dpo": dpo_result}
     gates: dict[str, int] = {}
     for r in reports:
         for reason, n in r.dropped.items():
@@ -102,8 +133,8 @@ def run_demo(out: str | Path = "demo-output", *, model: str | None = None, rows:
         "stages": [r.as_dict() for r in reports],
         "datasets": {name: f"{name}.parquet" for name in ("instructions", "responses", "judged", "preferences",
                                                           "sft")},
-        "checkpoints": {"sft": sft_result.output_dir, "dpo": dpo_result.output_dir if dpo_result is not None else None},
-        "metrics": {"sft": sft_result.metrics, "dpo": dpo_result.metrics if dpo_result is not None else None},
+        "checkpoints": {name: r.output_dir if r is not None else None for name, r in trained.items()},
+        "metrics": {name: r.metrics if r is not None else None for name, r in trained.items()},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     table = str(Report.combine(reports))

@@ -7,8 +7,8 @@ variable               meaning
                        ``smolsynth/tiny`` for the tiny offline model CI runs on); see :mod:`smolsynth.models`
 ``SMOLSYNTH_HOME``     where smolsynth keeps built models, cached results and the course's hand-off folders
                        (default ``~/.cache/smolsynth``); see :func:`smolsynth_home`
-``SMOLSYNTH_FAST``     ``1``: fast mode, the notebooks' parameters (rows, tokens, training steps) shrink so a
-                       notebook runs in seconds; see :func:`smolsynth.course.fast_mode`
+``SMOLSYNTH_FAST``     ``1``: fast mode, the notebooks' parameters (rows, training steps; token budgets on the
+                       tiny model only) shrink for a quick run; see :func:`smolsynth.course.fast_mode`
 ``SMOLSYNTH_STRICT``   ``1``: strict checks, an exercise that is not attempted or incorrect raises instead of
                        only saying so (CI runs the solution notebooks this way)
 =====================  ===================================================================================
@@ -34,7 +34,8 @@ HOME_ENV = "SMOLSYNTH_HOME"
 """Environment variable: the folder for built models, cached results and hand-offs (default ``~/.cache/smolsynth``)."""
 
 FAST_ENV = "SMOLSYNTH_FAST"
-"""Environment variable: ``1`` runs every notebook in fast mode (few rows, few tokens, few training steps)."""
+"""Environment variable: ``1`` runs every notebook in fast mode (few rows, few training steps; short answers on the
+tiny model)."""
 
 STRICT_ENV = "SMOLSYNTH_STRICT"
 """Environment variable: ``1`` makes a failing exercise check raise (CI runs the solution notebooks this way)."""

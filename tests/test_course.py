@@ -212,6 +212,21 @@ def test_fast_mode_shrinks_only_in_fast_mode(capsys: pytest.CaptureFixture[str])
         course.fast_mode(params, N_ROW=4, environ={"SMOLSYNTH_FAST": "1"})
 
 
+def test_fast_mode_keeps_token_budgets_on_a_real_model(capsys: pytest.CaptureFixture[str]) -> None:
+    fast = {"SMOLSYNTH_FAST": "1"}
+    params = {"N_ROWS": 100, "MAX_NEW_TOKENS": 256}
+    course.fast_mode(params, N_ROWS=4, tiny_model={"MAX_NEW_TOKENS": 16}, environ={**fast, "SMOLSYNTH_MODEL":
+                                                                                   "smolsynth/tiny"})
+    assert params == {"N_ROWS": 4, "MAX_NEW_TOKENS": 16}
+    params = {"N_ROWS": 100, "MAX_NEW_TOKENS": 256}
+    course.fast_mode(params, N_ROWS=4, tiny_model={"MAX_NEW_TOKENS": 16}, model="smolsynth/smollm2-135m",
+                     environ=fast)
+    assert params == {"N_ROWS": 4, "MAX_NEW_TOKENS": 256}
+    assert "keeps its token budgets (MAX_NEW_TOKENS 256)" in capsys.readouterr().out
+    with pytest.raises(NameError, match="MAX_TOKENS"):
+        course.fast_mode(params, tiny_model={"MAX_TOKENS": 16}, model="smolsynth/tiny", environ=fast)
+
+
 def test_env_names_live_in_one_place() -> None:
     assert (course.FAST_ENV, course.STRICT_ENV, course.MODEL_ENV) == ("SMOLSYNTH_FAST", "SMOLSYNTH_STRICT",
                                                                       "SMOLSYNTH_MODEL")

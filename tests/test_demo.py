@@ -63,7 +63,8 @@ def test_demo_writes_every_dataset_as_parquet_and_jsonl_and_a_summary(demo):
     assert stages[0] == "magpie"
     assert any(s.startswith("judge") for s in stages) and any(s.startswith("SFT") for s in stages)
     # DPO runs when at least 2 pairs survived the gates and the judge; SmolLM2-135M's yield varies from run to run
-    # (0 to 4 pairs of 10 instructions measured), so a skipped DPO must say so, in the output and in the summary
+    # (0 to 6 pairs of 10 instructions measured), so the demo writes more instructions, up to 3 rounds, and a DPO
+    # still skipped must say so, in the output and in the summary
     if len(_read(out, "preferences")) >= 2:
         assert stages[-1].startswith("DPO") and summary["checkpoints"]["dpo"]
     else:
@@ -90,3 +91,19 @@ def test_demo_pairs_are_dpo_ready_and_checkpoints_load(demo):
     model, tokenizer = load_model(str(last))
     inputs = tokenizer("Hello", return_tensors="pt")
     assert model.generate(**inputs, max_new_tokens=4, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_demo_writes_more_instructions_until_dpo_has_pairs(tmp_path, engine_home, monkeypatch, capsys):
+    """On the tiny model, with a pair target it cannot reach: three rounds of new instructions, every round's rows
+    saved, then DPO skipped with the reason said."""
+    from smolsynth import demo
+
+    monkeypatch.setattr(demo, "MIN_PAIRS", 10**6)
+    summary = demo.run_demo(tmp_path / "out", model="smolsynth/tiny", rows=3, steps=1, max_new_tokens=16,
+                            progress=False)
+    out = capsys.readouterr().out
+    assert "Round 1: " in out and "Round 2: " in out and "Round 3: " not in out and "DPO skipped" in out
+    magpie_stages = [s for s in summary["stages"] if s["step"] == "magpie"]
+    assert len(magpie_stages) == demo.ROUNDS
+    assert len(_read(tmp_path / "out", "instructions")) > magpie_stages[0]["rows_out"]  # later rounds' rows kept
+    assert summary["checkpoints"]["dpo"] is None and summary["checkpoints"]["sft"]

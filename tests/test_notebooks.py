@@ -29,12 +29,13 @@ CELL_TIMEOUT_S = 300
 FAST_BUDGET_S = 60  # the issue's budget for notebook 00 in fast mode on 2 CPU cores
 
 
-def nbval(paths: list[Path], *, strict: bool, timeout: float = 1200) -> subprocess.CompletedProcess:
-    """Run nbval over ``paths`` in a fresh pytest process, in fast mode on the tiny model (strict when asked)."""
-    env = {**os.environ, **NOTEBOOK_ENV, "SMOLSYNTH_STRICT": "1" if strict else "0"}
+def nbval(paths: list[Path], *, strict: bool, timeout: float = 1200, model: str = "smolsynth/tiny",
+          cell_timeout: float = CELL_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run nbval over ``paths`` in a fresh pytest process, in fast mode on ``model`` (strict when asked)."""
+    env = {**os.environ, **NOTEBOOK_ENV, "SMOLSYNTH_MODEL": model, "SMOLSYNTH_STRICT": "1" if strict else "0"}
     env.pop("PYTEST_ADDOPTS", None)
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
-           f"--nbval-cell-timeout={CELL_TIMEOUT_S}", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
+           f"--nbval-cell-timeout={cell_timeout}", "-p", "no:cacheprovider", "-o", "addopts=", "-q",
            *map(str, paths)]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 

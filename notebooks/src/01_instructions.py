@@ -30,9 +30,10 @@
 # %% [markdown]
 # ## 1. Parameters
 #
-# In fast mode (CI, or `SMOLSYNTH_FAST=1`) these shrink so the notebook runs in about a minute. Fast mode also
-# samples responses (`RESPONSE_TEMPERATURE` 0.7) instead of answering greedily: the tiny test model's single most
-# likely token is a newline, so its greedy answers are blank, and blank answers are (rightly) dropped.
+# In fast mode (CI, or `SMOLSYNTH_FAST=1`) the row counts shrink so the notebook runs in minutes. On the tiny
+# random test model, fast mode also cuts the token budget and samples responses (`RESPONSE_TEMPERATURE` 0.7) instead
+# of answering greedily: its single most likely token is a newline, so its greedy answers are blank, and blank answers
+# are (rightly) dropped. A real model keeps the budget and the greedy answers.
 
 # %% tags=["parameters"]
 N_MAGPIE = 20  # Magpie conversations to generate
@@ -46,8 +47,8 @@ N_EXERCISE = 5  # rows the exercises ask for
 # %%
 from smolsynth import course
 
-course.fast_mode(globals(), N_MAGPIE=6, MAX_NEW_TOKENS=24, RESPONSE_TEMPERATURE=0.7, SELF_INSTRUCT_ROUNDS=2,
-                 PROMPTS_PER_ROUND=3, EVOL_ROUNDS=1, N_EXERCISE=3)
+course.fast_mode(globals(), N_MAGPIE=6, SELF_INSTRUCT_ROUNDS=2, PROMPTS_PER_ROUND=3, EVOL_ROUNDS=1, N_EXERCISE=3,
+                 tiny_model=dict(MAX_NEW_TOKENS=24, RESPONSE_TEMPERATURE=0.7))
 
 # %%
 import smolsynth

@@ -44,7 +44,7 @@ EVAL_PROMPTS = [
 # %%
 from smolsynth import course
 
-course.fast_mode(globals(), N_ROWS=6, MAX_STEPS=3, MAX_NEW_TOKENS=16)
+course.fast_mode(globals(), N_ROWS=6, MAX_STEPS=3, tiny_model=dict(MAX_NEW_TOKENS=16))
 
 # %% [markdown]
 # ## 2. The data: notebook 01's, or made on the spot

@@ -52,7 +52,8 @@ EVAL_PROMPTS = [
 # %%
 from smolsynth import course
 
-course.fast_mode(globals(), N_PAIRS=6, SFT_STEPS=3, MAX_STEPS=3, MAX_NEW_TOKENS=16, RATIONALE_CHARS=20)
+course.fast_mode(globals(), N_PAIRS=6, SFT_STEPS=3, MAX_STEPS=3,
+                 tiny_model=dict(MAX_NEW_TOKENS=16, RATIONALE_CHARS=20))
 
 # %% [markdown]
 # ## 2. The pairs and the SFT model
