@@ -29,10 +29,11 @@ demo: setup
 	$(BIN)/smolsynth demo --out demo-output
 
 # Two test processes with one torch thread each: on a 2-core machine this beats one process with two threads by far
-# (torch's threads slow down several-fold when anything else shares the cores; see benchmarks/README.md).
+# (torch's threads slow down several-fold when anything else shares the cores; see benchmarks/README.md). Files
+# are handed out longest first (tests/conftest.py, LONGEST_FIRST).
 test: setup
 	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny OMP_NUM_THREADS=1 \
-		$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadfile $(PYTEST_ARGS)
+		$(BIN)/python -m pytest -n $(or $(JOBS),2) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # rebuild notebooks/*.ipynb, notebooks/solutions/*.ipynb, the README course map and the Colab/Binder pins from sources
 notebooks: setup
@@ -48,7 +49,7 @@ notebook: setup
 
 # every solution notebook in strict fast mode on the embedded SmolLM2-135M (fewer rows, the full token budgets), in
 # one kernel after another as a learner runs them; slow on a CPU (notebook 01 alone ~14 minutes on 2 cores). CI runs
-# notebook 02 this way, with checks on the pairs it saves (tests/test_real_model.py).
+# notebook 02 this way, with checks on the pairs it saves (tests/test_real_notebooks.py).
 real-notebooks: setup
 	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/smollm2-135m HF_HUB_OFFLINE=1 SMOLSYNTH_STRICT=1 \
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -p no:cacheprovider \

@@ -122,3 +122,15 @@ def preference_pipeline(tmp_path_factory, tiny_path):
     return {"prompts": PREFERENCE_PROMPTS, "pooled": pooled, "evolved": evolved, "judged": judged, "pairs": pairs,
             "cache_dir": cache}
 # ------------------------------------------------------------------- end preference fixtures
+
+
+# ------------------------------------------------------------------------------------------- test order (xdist)
+LONGEST_FIRST = ("test_real_notebooks.py", "test_demo.py", "test_real_model.py", "test_notebooks.py")
+"""Test files that take minutes, longest first. ``make test`` runs ``--dist loadfile --no-loadscope-reorder``, so
+these start at once on different workers and the short files fill in around them (xdist's default order, most
+tests first, started the 15-minute notebook lane last, alone, for a 30-minute run)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: every other file keeps its order

@@ -4,8 +4,8 @@ The tiny model's text is noise, so on it a judge that parses proves nothing abou
 constrained UltraFeedback judge rates the 12 hand-written probes in both orders (``judge_sanity``): every judgment must
 parse into one rating per candidate, no rationale may be template scaffolding or a bare number, and the agreement in
 each order is printed (``pytest -s``; recorded in benchmarks/README.md). The other half of the lane is the demo on the
-same model (tests/test_demo.py): Magpie -> two candidates -> judge -> SFT -> DPO, with the saved data checked.
-About 2.5 minutes on 2 cores.
+same model: the demo (tests/test_demo.py: Magpie -> two candidates -> judge -> SFT -> DPO, with the saved data
+checked) and notebook 02 (tests/test_real_notebooks.py). About 3.5 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -50,46 +50,3 @@ def test_the_real_judge_writes_words_not_placeholders():
         assert len(row["rationales"]) == 2
         for text in row["rationales"]:
             assert not echoes_template(text) and re.match(r"[A-Za-z]", text) and len(text) >= 12, text
-
-
-# ------------------------------------------------------------------------------------- the notebooks, real model
-def _answers_of(dataset, budget, tokenizer):
-    """Every assistant text of an SFT (``messages``) or DPO (``chosen``/``rejected``) dataset, with a reason it
-    could be garbage: cut off (as many tokens as the budget: the gate keeps only answers that ended by themselves,
-    which are shorter), template scaffolding, or empty."""
-    from smolsynth.gates import echoes_template
-
-    texts = []
-    for row in dataset:
-        if "messages" in row:
-            texts += [m["content"] for m in row["messages"] if m["role"] == "assistant"]
-        else:
-            texts += [row[col][-1]["content"] for col in ("chosen", "rejected")]
-    bad = [(t, why) for t in texts for why, hit in (
-        ("cut off", len(tokenizer(t, add_special_tokens=False)["input_ids"]) >= budget),
-        ("template echo", echoes_template(t)), ("empty", not t.strip())) if hit]
-    return texts, bad
-
-
-def test_solution_notebook_02_on_the_real_model_saves_only_finished_clean_pairs(engine_home):
-    """Notebook 02 (candidates -> EvolQuality -> judge -> pairs) in strict fast mode on SmolLM2-135M: fewer rows, a
-    budget answers can finish in (256 tokens; ``course.fast_mode``'s ``tiny_model`` values are the tiny model's
-    only), about 15 minutes on 2 shared cores. Every check must pass, and the pairs it saves for notebook 04 must be training data: no cut-off, scaffolding or empty text. (A row
-    that breaks the gates is dropped before saving: tests/test_gates.py feeds such rows and sees them counted.)
-    Notebook 01 costs about as much again; ``make real-notebooks`` runs them all."""
-    import datasets
-
-    from smolsynth.course import data_path
-    from smolsynth.models import load_tokenizer
-    from test_notebooks import REPO, SOLUTIONS, _report, nbval
-
-    result = nbval([p for p in SOLUTIONS if p.name.startswith("02_")], strict=True, model=offline.EMBEDDED_MODEL,
-                   timeout=1800, cell_timeout=900)
-    assert result.returncode == 0, _report(result)
-    budget = int(re.search(r"fast_mode\(.*?MAX_NEW_TOKENS=(\d+)", (REPO / "notebooks" / "src" /
-                                                                    "02_preferences.py").read_text(), re.S).group(1))
-    saved = datasets.load_from_disk(str(data_path("dpo")))
-    texts, bad = _answers_of(saved, budget, load_tokenizer(offline.EMBEDDED_MODEL))
-    print(f"notebook 02 on {offline.EMBEDDED_MODEL}: {len(saved)} pairs saved")
-    assert texts, "notebook 02 saved no pairs"
-    assert not bad, bad

@@ -37,13 +37,14 @@ MAX_NEW_TOKENS = 384  # the longest candidate answer, in tokens (longer ones are
 RATIONALE_CHARS = 200  # the longest rationale the judge may write per candidate
 BIAS_SAMPLE = 12  # rows judged a second time, in reverse order, for the position-bias check
 N_PROBES = 12  # judge-sanity probes to judge (smolsynth ships 12)
+ASPECT_ROWS = 2  # rows judged on all four UltraFeedback aspects
 SEED = 0
 
 # %%
 from smolsynth import course
 
-course.fast_mode(globals(), N_PROMPTS=6, BIAS_SAMPLE=4, N_PROBES=4, RATIONALE_CHARS=60, MAX_NEW_TOKENS=256,
-                 tiny_model=dict(MAX_NEW_TOKENS=16, RATIONALE_CHARS=24))
+course.fast_mode(globals(), N_PROMPTS=6, BIAS_SAMPLE=4, N_PROBES=4, ASPECT_ROWS=1, RATIONALE_CHARS=60,
+                 MAX_NEW_TOKENS=256, tiny_model=dict(MAX_NEW_TOKENS=16, RATIONALE_CHARS=24))
 
 # %% [markdown]
 # ## 2. The prompts
@@ -157,10 +158,12 @@ judged.dataset.select_columns(["instruction", "ratings", "rationales"]).to_panda
 # instruction-following, honesty, truthfulness (with the type of hallucination) and helpfulness (with the type of
 # informativeness); each has its own prompt and its own answer format, and the engine constrains each to its own
 # format. `aspect="all"` runs the four and gives each candidate its four ratings; binarization then uses their mean,
-# as `ultrafeedback_binarized` does. Four judgments cost four times as much, so here only on two rows:
+# as `ultrafeedback_binarized` does. Four judgments cost four times as much, so here only on a few rows
+# (`ASPECT_ROWS`):
 
 # %%
-all_aspects = judge(evolved.dataset.select(range(2)), "all", max_rationale_chars=RATIONALE_CHARS, seed=SEED)
+all_aspects = judge(evolved.dataset.select(range(min(ASPECT_ROWS, len(evolved.dataset)))), "all",
+                    max_rationale_chars=RATIONALE_CHARS, seed=SEED)
 all_aspects.dataset.select_columns(["ratings", "ratings_truthfulness", "ratings_helpfulness"]).to_pandas()
 
 # %% [markdown]
