@@ -47,9 +47,10 @@ notebook: setup
 	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny HF_HUB_OFFLINE=1 SMOLSYNTH_STRICT=$(or $(STRICT),0) \
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env $(NB)
 
-# every solution notebook in strict fast mode on the embedded SmolLM2-135M (fewer rows, the full token budgets), in
-# one kernel after another as a learner runs them; slow on a CPU (notebook 01 alone ~14 minutes on 2 cores). CI runs
-# notebook 02 this way, with checks on the pairs it saves (tests/test_real_notebooks.py).
+# every solution notebook in strict fast mode on the embedded SmolLM2-135M (fewer rows, budgets answers can finish
+# in), one after another as a learner runs them; slow on a CPU (2026-12-02, 2 cores: notebook 01 passed in 14 minutes,
+# 02 in 15; 03 and 04 not yet run this way). CI runs notebook 02 so, with checks on the pairs it saves
+# (tests/test_real_notebooks.py).
 real-notebooks: setup
 	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/smollm2-135m HF_HUB_OFFLINE=1 SMOLSYNTH_STRICT=1 \
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -p no:cacheprovider \

@@ -4,8 +4,9 @@
 teach, at toy size: Magpie writes the instructions, two generators (the same model with two different system
 prompts and temperatures, as when only one model fits in memory) write the responses, UltraFeedback judges them with
 constrained decoding so that every judgment parses, the ratings become chosen/rejected pairs, and TRL trains a few SFT
-steps and then a few DPO steps from the saved SFT checkpoint. Without the Hub it runs on the embedded SmolLM2-135M
-(``smolsynth/smollm2-135m``, :mod:`smolsynth.offline`), so what it writes is text a person can read.
+steps and then a few DPO steps from the saved SFT checkpoint. When too few pairs survive the gates and the judge for
+DPO, it writes more instructions first (up to :data:`ROUNDS` rounds). Without the Hub it runs on the embedded
+SmolLM2-135M (``smolsynth/smollm2-135m``, :mod:`smolsynth.offline`), so what it writes is text a person can read.
 
 Everything lands under ``out/``: each dataset as Parquet and JSONL, the checkpoints, and ``summary.json`` /
 ``summary.md`` with rows in and out, rows dropped by reason and seconds per stage.
