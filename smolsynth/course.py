@@ -13,9 +13,11 @@ Three environment variables steer every notebook (all are defined in :mod:`smols
 
 Notebooks hand their results to later notebooks through well-known folders, :func:`data_path`: notebook 01 saves its
 SFT dataset to ``data_path("sft")``, notebook 02 its preference pairs to ``data_path("dpo")`` (both with
-``Dataset.save_to_disk``), notebook 03 its SFT checkpoint to ``data_path("sft-model")``, notebook 04 its DPO
-checkpoint to ``data_path("dpo-model")``. :mod:`smolsynth.handoff` loads them, or makes a small substitute on the
-spot when a notebook is opened on its own.
+:func:`smolsynth.handoff.save`, which records the model that made them), notebook 03 its SFT checkpoint to
+``data_path("sft-model")``, notebook 04 its DPO checkpoint to ``data_path("dpo-model")``. :mod:`smolsynth.handoff`
+loads them, or makes a small substitute on the spot when a notebook is opened on its own. The folders live in
+``<SMOLSYNTH_HOME>/course`` unless ``SMOLSYNTH_COURSE_HOME`` says otherwise; on Colab, where every notebook gets a
+fresh runtime, :func:`use_drive` points them at Google Drive so that they outlive it.
 
 A notebook keeps its tunable values in a *parameters* cell of plain assignments, then lets :func:`fast_mode`
 shrink them when fast mode is on::
@@ -42,23 +44,26 @@ from dataclasses import dataclass
 from typing import Any
 
 # The environment variables are defined in smolsynth.settings; re-exported here, notebooks call course.is_fast() etc.
-from smolsynth.settings import FAST_ENV, MODEL_ENV, STRICT_ENV, env_flag, is_fast, is_strict, smolsynth_home
+from smolsynth.settings import (COURSE_HOME_ENV, FAST_ENV, MODEL_ENV, STRICT_ENV, course_home, env_flag, is_fast,
+                                is_strict)
 
-__all__ = ["COURSE_DATA", "FAST_ENV", "MODEL_ENV", "STRICT_ENV", "SetupReport", "data_path", "describe_setup",
-           "env_flag", "fast_mode", "is_fast", "is_strict"]
+__all__ = ["COURSE_DATA", "COURSE_HOME_ENV", "FAST_ENV", "MODEL_ENV", "STRICT_ENV", "SetupReport", "data_path",
+           "describe_setup", "env_flag", "fast_mode", "is_fast", "is_strict", "use_drive"]
 
 COURSE_DATA: dict[str, str] = {
-    "sft": "notebook 01's SFT dataset (a `messages` column), saved with Dataset.save_to_disk",
-    "dpo": "notebook 02's preference pairs (prompt/chosen/rejected), saved with Dataset.save_to_disk",
+    "sft": "notebook 01's SFT dataset (a `messages` column), saved with handoff.save (its record included)",
+    "dpo": "notebook 02's preference pairs (prompt/chosen/rejected), saved with handoff.save (its record included)",
     "sft-model": "notebook 03's SFT checkpoint (a plain transformers folder)",
     "dpo-model": "notebook 04's DPO checkpoint (a plain transformers folder)",
     "runs": "scratch folder for the exercises' own training runs",
+    "uploads": "files uploaded with handoff.upload, and the .zip hand-offs unpacked from a source=",
 }
 """The names :func:`data_path` knows, and what each folder holds. Add a line here for a new hand-off."""
 
 
 def data_path(name: str) -> Path:
-    """The folder where the course keeps ``name`` (see :data:`COURSE_DATA`): ``<SMOLSYNTH_HOME>/course/<name>``.
+    """The folder where the course keeps ``name`` (see :data:`COURSE_DATA`): ``<SMOLSYNTH_HOME>/course/<name>``, or
+    ``<SMOLSYNTH_COURSE_HOME>/<name>`` when that is set (:func:`use_drive` sets it on Colab).
 
     ``SMOLSYNTH_HOME`` defaults to ``~/.cache/smolsynth``. The folder is not created (``save_to_disk`` and
     ``save_pretrained`` create it); an unknown name raises, so a typo cannot send a notebook looking in the wrong place.
@@ -69,7 +74,40 @@ def data_path(name: str) -> Path:
     if name not in COURSE_DATA:
         raise ValueError(f"data_path({name!r}): unknown name; the course's hand-off folders are "
                          f"{', '.join(map(repr, COURSE_DATA))} (add a new one to smolsynth.course.COURSE_DATA).")
-    return smolsynth_home() / "course" / name
+    return course_home() / name
+
+
+DRIVE_ROOT = Path("/content/drive")
+"""Where :func:`use_drive` mounts Google Drive on Colab."""
+
+
+def use_drive(folder: str = "smolsynth") -> Path:
+    """On Colab, keep the course's hand-off folders on your Google Drive: returns the new folder,
+    ``/content/drive/MyDrive/<folder>/course``.
+
+    Every Colab notebook gets a fresh runtime, so what notebook 01 saved locally is gone in notebook 03. Call this
+    at the top of each notebook (Colab asks you to allow access to your Drive; nothing is mounted unless you call it)
+    and :func:`data_path` points into Drive for the rest of the session (it sets ``SMOLSYNTH_COURSE_HOME``). The model
+    cache stays on the runtime's disk. Outside Colab it raises RuntimeError: a local folder already persists.
+    """
+    from smolsynth.arguments import check_text
+
+    folder = check_text("folder", folder).strip().strip("/")
+    if not folder or ".." in Path(folder).parts:
+        raise ValueError(f"folder={folder!r}: pass a folder name inside your Drive, e.g. folder='smolsynth'.")
+    try:
+        from google.colab import drive  # type: ignore[import-not-found]
+    except ImportError:
+        raise RuntimeError(
+            "use_drive() is for Google Colab, where each notebook gets a fresh runtime and the course's hand-off "
+            f"folders would be lost between notebooks. Here they already persist on this machine ({course_home()}); "
+            f"to move them elsewhere, set {COURSE_HOME_ENV}.") from None
+    drive.mount(str(DRIVE_ROOT))
+    home = DRIVE_ROOT / "MyDrive" / folder / "course"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ[COURSE_HOME_ENV] = str(home)
+    print(f"The course's hand-off folders are now in your Google Drive: {home}")
+    return home
 
 
 def fast_mode(namespace: MutableMapping[str, Any], *, tiny_model: Mapping[str, Any] | None = None,

@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["compare_answers", "generate_answers", "load_log_history", "plot_training", "training_summary"]
+__all__ = ["compare_answers", "generate_answers", "load_log_history", "plot_rates", "plot_training",
+           "training_summary"]
 
 
 def generate_answers(model: Any, tokenizer: Any, prompts: Sequence[str | list[dict[str, str]]], *,
@@ -205,8 +206,12 @@ def _show_figures_in_ipython() -> None:
 
 
 def training_summary(results: Mapping[str, Any] | Sequence[Any]) -> pd.DataFrame:
-    """One row per run (SFT, DPO, ...): steps, seconds, examples/s, eval loss before/after and, for DPO, the eval
-    reward margin and accuracy before/after.
+    """One row per run (SFT, DPO, ...): steps, seconds, examples/s, eval loss before/after and, for DPO, beta, the
+    eval reward margin and accuracy before/after, and the margin divided by beta.
+
+    The rewards TRL logs are ``beta`` times a log-probability ratio, so a run with ``beta=0.5`` shows 5x the margin
+    of a run with ``beta=0.1`` that moved the model exactly as much. ``eval_logratio_margin_after`` (margin / beta,
+    in nats) is the scale on which runs with different betas compare.
 
     >>> training_summary({}).empty
     True
@@ -215,11 +220,44 @@ def training_summary(results: Mapping[str, Any] | Sequence[Any]) -> pd.DataFrame
 
     items = results.items() if isinstance(results, Mapping) else ((r.kind, r) for r in results)
     keys = ["train_rows", "eval_rows", "train_steps", "examples_per_second", "eval_loss_before", "eval_loss_after",
-            "eval_rewards/margins_before", "eval_rewards/margins_after", "eval_rewards/accuracies_after"]
+            "beta", "eval_rewards/margins_before", "eval_rewards/margins_after", "eval_rewards/accuracies_after"]
     rows = []
     for name, r in items:
-        row = {"run": name, "kind": r.kind, "profile": r.profile.name, "train_seconds": r.train_seconds}
+        row = {"run": name, "kind": r.kind, "profile": r.profile.name if r.profile else None,
+               "train_seconds": r.train_seconds}
         row.update({k: r.metrics.get(k) for k in keys})
+        margin, beta = r.metrics.get("eval_rewards/margins_after"), r.metrics.get("beta")
+        row["eval_logratio_margin_after"] = margin / beta if margin is not None and beta else None
         rows.append(row)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows).dropna(axis=1, how="all")
     return df.set_index("run") if not df.empty else df
+
+
+def plot_rates(rates: Mapping[str, float], *, title: str = "", ylabel: str = "share of held-out prompts",
+               chance: float | None = None) -> Figure:
+    """A bar chart of rates between 0 and 1 (e.g. ``{"base": 0.0, "after SFT": 0.8}``), each bar labelled.
+
+    ``chance`` draws a dashed line (e.g. 0.5 for a preference accuracy). Returns a matplotlib Figure, like
+    :func:`plot_training`.
+
+    >>> fig = plot_rates({"before": 0.0, "after": 0.75}, title="trait rate")
+    >>> [round(float(p.get_height()), 2) for p in fig.axes[0].patches]
+    [0.0, 0.75]
+    """
+    from matplotlib.figure import Figure
+
+    if not rates:
+        raise ValueError("plot_rates needs at least one rate, e.g. plot_rates({'before': 0.0, 'after': 0.8}).")
+    fig = Figure(figsize=(1.2 + 1.3 * len(rates), 3.0), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.bar(list(rates), [float(v) for v in rates.values()], color="#4C72B0")
+    ax.bar_label(bars, labels=[f"{v:.0%}" for v in rates.values()], padding=2)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=0.8, label=f"chance ({chance:.0%})")
+        ax.legend(fontsize="small", loc="upper left")
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    _show_figures_in_ipython()
+    return fig

@@ -63,6 +63,7 @@ DROP_REASONS: Dict[str, str] = {
     "missing_instruction": "no instruction to build a conversation from",
     "missing_response": "no answer to train on",
     "empty_turn": "a turn of the conversation is empty",
+    "trait_missing": "the answer does not show the trait its pair is about (smolsynth.distillation.trait_pairs)",
     "invalid_conversation": "roles do not alternate user/assistant (after an optional system turn)",
     # Self-Instruct
     "empty": "the candidate instruction is empty",

@@ -26,7 +26,7 @@ from typing import Any, Literal
 Device = Literal["cpu", "cuda", "mps"]
 Platform = Literal["colab", "binder", "local"]
 
-CPU_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
+CPU_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"  # small GPUs (< 12 GB) and Apple MPS
 SMALL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GPU_MODEL = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
 CPU_GENERATION_BATCH = 32
@@ -74,11 +74,30 @@ def _platform() -> Platform:
     return "local"
 
 
-def _ram_gb() -> float | None:
+def _ram_gb(cgroup_root: str | os.PathLike[str] = "/sys/fs/cgroup") -> float | None:
+    """The memory this process may use, in GiB: the host's RAM, or the container's cgroup limit when that is smaller
+    (Binder's limit is far below its host's RAM). None when neither can be read.
+
+    Reads cgroup v2 ``<cgroup_root>/memory.max`` (``max``: no limit), else cgroup v1
+    ``<cgroup_root>/memory/memory.limit_in_bytes`` (a huge number: no limit).
+    """
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        host: float | None = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
-        return None
+        host = None
+    limit: float | None = None
+    for relative in ("memory.max", os.path.join("memory", "memory.limit_in_bytes")):
+        try:
+            with open(os.path.join(os.fspath(cgroup_root), relative), encoding="ascii") as handle:
+                text = handle.read().strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.isdigit() and 0 < int(text) < 2**60:  # v1 writes ~2**63 for "no limit"; v2 writes "max"
+            limit = int(text) / 2**30
+        break  # the first file that exists decides (v2 before v1)
+    if host is None or limit is None:
+        return host if limit is None else limit
+    return min(host, limit)
 
 
 def detect() -> Hardware:
@@ -116,9 +135,12 @@ def choose_profile(hw: Hardware) -> Profile:
     # dev machine: 100 ms a step for 1 sequence, 197 ms for 8, 376 ms for 32. One batch of 32 beats four of 8, but
     # 32 judge prompts of ~1,200 tokens hold ~1.8 GB of KV cache: Binder's ~2 GB keeps batches of 8.
     batch = 8 if small else CPU_GENERATION_BATCH
-    return Profile("cpu", "cpu", "float32", SMALL_MODEL if small else CPU_MODEL, batch, hardware=hw,
-                   reason="No GPU: float32 on the CPU (half precision is slow or unsupported there), a small model"
-                          + (" sized for ~2 GB of memory (Binder)." if small else "."))
+    # The smallest real model on every CPU: the course generates, judges and trains on it in a lesson's time
+    # (SmolLM2-360M is ~2.7x slower per token and per training step).
+    return Profile("cpu", "cpu", "float32", SMALL_MODEL, batch, hardware=hw,
+                   reason="No GPU: float32 on the CPU (half precision is slow or unsupported there), the smallest "
+                          "real model, so that generation and training fit a lesson"
+                          + (", in batches sized for ~2 GB of memory (Binder)." if small else "."))
 
 
 @lru_cache(maxsize=1)
@@ -204,8 +226,10 @@ def training_profile(hardware: Hardware | None = None, model_params: int | None 
 
     Rules (ARCHITECTURE.md, "Decisions"):
 
-    * **CPU**: float32, ``use_cpu=True``, no gradient checkpointing. LoRA only when full fine-tuning would not fit
-      in half the RAM (~16 bytes per trained parameter). Batch 8 for tiny models, else 2 x 4 accumulation.
+    * **CPU**: float32, ``use_cpu=True``, no gradient checkpointing. LoRA for every real model (50M parameters and
+      up: less memory, faster steps, no second copy as DPO's reference); the tiny test model trains fully unless that
+      would not fit in half the RAM (~16 bytes per trained parameter). Batch 8 for tiny models, else 4, one batch
+      per optimizer step.
     * **CUDA, compute capability < 8** (T4, V100): fp16 mixed precision (bf16 would be emulated), gradient
       checkpointing, LoRA above ~0.5B parameters (:data:`LORA_THRESHOLD_PARAMS`), or when the size is unknown.
     * **CUDA, compute capability >= 8** (A100, L4, H100, RTX 30xx+): bf16, gradient checkpointing, LoRA only when
@@ -263,15 +287,18 @@ def training_profile(hardware: Hardware | None = None, model_params: int | None 
             sft_learning_rate=rates["sft"], dpo_learning_rate=rates["dpo"], max_length=1024,
             reason="Apple GPU (MPS): float32 (mixed precision is not dependable there), gradient checkpointing; "
                    + ("LoRA for a " + size + "." if lora else "full fine-tuning of a " + size + "."))
-    lora = not full_ft_fits(hardware.ram_gb, 0.5)
     tiny = model_params is not None and model_params < 50_000_000
+    # A real model on a CPU trains with LoRA: no gradients or Adam state for the frozen weights (less memory, faster
+    # steps), and DPO's reference is the same weights with the adapters off instead of a second copy.
+    lora = not tiny or not full_ft_fits(hardware.ram_gb, 0.5)
     rates = _LORA_LR if lora else _FULL_LR
     return TrainingProfile(
         name="cpu-fp32", dtype="float32", bf16=False, fp16=False, use_cpu=True, gradient_checkpointing=False,
-        lora=lora, per_device_train_batch_size=8 if tiny else 2, gradient_accumulation_steps=1 if tiny else 4,
+        lora=lora, per_device_train_batch_size=8 if tiny else 4, gradient_accumulation_steps=1,
         sft_learning_rate=rates["sft"], dpo_learning_rate=rates["dpo"], max_length=512,
         reason="No GPU: float32 on the CPU with use_cpu=True (TRL's bf16 default fails there), no gradient "
-               "checkpointing; " + ("LoRA, since full fine-tuning of a " + size + " would need more than half the RAM."
+               "checkpointing; " + ("LoRA on a " + size + ": the frozen weights need no gradients or optimizer "
+                                    "state, and DPO's reference is the model with its adapters off."
                                     if lora else "full fine-tuning of a " + size + "."))
 
 

@@ -1,16 +1,33 @@
 """Train on the generated data: TRL SFT, then DPO, with hardware profiles and a reference-model check.
 
-Thin over TRL 1.x (``SFTTrainer``/``SFTConfig``, ``DPOTrainer``/``DPOConfig``). What smolsynth adds:
+Thin over TRL 1.x (``SFTTrainer``/``SFTConfig``, ``DPOTrainer``/``DPOConfig``). You build the trainer yourself;
+smolsynth supplies what TRL lacks, as functions you call beside it (notebooks 03 and 04 do exactly this)::
 
-* **profiles** (:func:`training_profile`): fp32 + ``use_cpu`` on a CPU, fp16 on a T4-class GPU (compute capability
-  < 8, LoRA above ~0.5B parameters), bf16 on Ampere and newer. Every default lands in the returned TRL config, where
+    config = sft_config(training_profile(model_params=count_parameters(model_id)), output_dir="out/sft")
+    train, held_out = prepare_dataset(rows, method="sft")
+    trainer = SFTTrainer(model=model_path(model_id), args=config, train_dataset=train, eval_dataset=held_out,
+                         processing_class=load_tokenizer(model_id), peft_config=lora_config(profile))
+    with measured() as cost:
+        trainer.train()
+    result = save_checkpoint(trainer, "out/sft", started_from=model_id, cost=cost)
+
+(for DPO: ``dpo_config``, ``DPOTrainer``, and ``check_reference(trainer)`` before ``train()``). :func:`sft` and
+:func:`dpo` run the same pieces in one call, for the demo and for scripts. What the pieces add:
+
+* **profiles** (:func:`training_profile`): fp32 + ``use_cpu`` and LoRA for every real model on a CPU, fp16 on a
+  T4-class GPU (compute capability < 8, LoRA above ~0.5B parameters), bf16 on Ampere and newer; :func:`lora_config`
+  is the ``peft.LoraConfig`` that goes with a profile. Every default lands in the returned TRL config, where
   you can read it, and every one can be overridden by keyword (``sft(..., learning_rate=1e-4)``);
-* **SFT from ``messages``** (:func:`sft`): each conversation becomes ``prompt`` (every turn before the last assistant
+* **SFT from ``messages``** (:func:`prepare_dataset`): each conversation becomes ``prompt`` (every turn before the last assistant
   turn) and ``completion`` (the last assistant turn), so the loss covers the answer only, without needing
   ``{% generation %}`` markers in the chat template (SmolLM2's and plain ChatML templates have none);
-* **DPO from a saved SFT checkpoint** (:func:`dpo`): given an in-memory model and no ``ref_model``, TRL reloads the
-  reference from ``model.config._name_or_path``, i.e. the *base* checkpoint, not your SFT model. :func:`dpo`
-  evaluates before the first step and raises :class:`ReferenceModelError` unless the rewards are ~0 there;
+* **DPO from a saved SFT checkpoint** (:func:`check_reference`): given an in-memory model and no ``ref_model``, TRL
+  reloads the reference from ``model.config._name_or_path``, i.e. the *base* checkpoint, not your SFT model.
+  :func:`check_reference` (and :func:`dpo`) evaluates before the first step and raises
+  :class:`ReferenceModelError` unless the rewards are ~0 there;
+* **a checkpoint that says what it is** (:func:`save_checkpoint`): LoRA merged, the tokenizer beside it, and
+  ``smolsynth_training.json`` (what it started from, metrics, log), which the next notebook checks; :func:`measured`
+  adds the minutes and peak memory;
 * **quiet runs**: no ``report_to`` integrations, no dataset/weight-loading progress bars, no deprecation noise, one
   progress bar (or the notebook's progress table) for training;
 * **an account**: eval loss before and after, rows dropped by reason, seconds and throughput, in ``result.metrics``.
@@ -42,7 +59,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,12 +78,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "START_MARGIN_TOLERANCE",
+    "Cost",
     "ReferenceModelError",
     "TrainingProfile",
     "TrainingResult",
+    "check_reference",
     "count_parameters",
     "dpo",
     "dpo_config",
+    "lora_config",
+    "measured",
+    "prepare_dataset",
+    "save_checkpoint",
     "sft",
     "sft_config",
     "training_profile",
@@ -76,6 +100,54 @@ START_MARGIN_TOLERANCE = 0.1
 DPO step. The rewards TRL logs are ``beta`` times this, so with ``beta=0.1`` the eval rewards and margins at step 0
 must lie within +-0.01. When the reference *is* the starting policy they are exactly 0 on a CPU (the same weights run
 the same computation); the in-memory trap gives values of order 1 (0.5-3 measured)."""
+
+# ================================================================================================= cost
+@dataclass
+class Cost:
+    """What a block of work cost: wall-clock ``seconds`` and the process's peak resident memory ``peak_rss_gb``
+    while it ran (sampled every 0.1 s, so a spike shorter than that can be missed)."""
+
+    seconds: float = 0.0
+    peak_rss_gb: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.seconds / 60:.1f} min ({self.seconds:.0f} s), peak RSS {self.peak_rss_gb:.1f} GB"
+
+    __repr__ = __str__
+
+
+@contextmanager
+def measured() -> Iterator[Cost]:
+    """Measure the time and peak memory (RSS) of the block; the :class:`Cost` is filled in when the block ends.
+
+    >>> with measured() as cost:
+    ...     _ = sum(range(1000))
+    >>> cost.seconds >= 0 and cost.peak_rss_gb > 0
+    True
+    """
+    import threading
+
+    import psutil
+
+    process, cost, done = psutil.Process(), Cost(), threading.Event()
+    peak = [process.memory_info().rss]
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    started = time.perf_counter()
+    sampler.start()
+    try:
+        yield cost
+    finally:
+        done.set()
+        sampler.join()
+        peak[0] = max(peak[0], process.memory_info().rss)
+        cost.seconds = round(time.perf_counter() - started, 2)
+        cost.peak_rss_gb = round(peak[0] / 2**30, 2)
+
 
 # ================================================================================================= results
 @dataclass(eq=False)
@@ -143,6 +215,32 @@ def _split_dict(dataset: Any) -> tuple[Any, Any]:
     return dataset, None
 
 
+def prepare_dataset(dataset: Any, *, method: Literal["sft", "dpo"] = "sft", eval_fraction: float = 0.1,
+                    eval_dataset: Any = None, seed: int = 0) -> tuple[Dataset, Dataset | None]:
+    """``(train, eval)`` datasets in the format TRL's trainer for ``method`` reads, checked before any model loads.
+
+    SFT rows (``messages``) become ``prompt``/``completion`` (the loss then covers the answer only, see
+    :func:`smolsynth.formats.messages_to_prompt_completion`); DPO rows keep ``prompt``/``chosen``/``rejected`` and lose
+    pairs whose chosen equals rejected. ``eval_fraction`` of the rows (at least one) is held out, unless
+    ``eval_dataset`` is given or the dataset is a DatasetDict with a test split; ``eval`` is None with
+    ``eval_fraction=0``. Raises ValueError (naming the problem and the fix) on data TRL could not train on.
+
+    >>> train, held_out = prepare_dataset([{"messages": [{"role": "user", "content": f"Say {i}."},
+    ...                                                  {"role": "assistant", "content": f"{i}."}]}
+    ...                                    for i in range(10)])
+    >>> len(train), len(held_out), sorted(train.column_names)
+    (9, 1, ['completion', 'prompt'])
+    """
+    if method not in ("sft", "dpo"):
+        raise ValueError(f"method={method!r}: use 'sft' (a 'messages' dataset) or 'dpo' (prompt/chosen/rejected).")
+    _check_training_arguments(dataset, None, 1, eval_fraction, {})
+    validate = validate_sft_dataset if method == "sft" else validate_dpo_dataset
+    train_raw, eval_raw = _split_dict(dataset)
+    checked = validate(train_raw)
+    return _split(checked.dataset, eval_fraction, eval_dataset if eval_dataset is not None else eval_raw, seed,
+                  validate)
+
+
 # ================================================================================================= configs
 def _total_steps(n_rows: int, profile: TrainingProfile, max_steps: int | None, epochs: float,
                  overrides: Mapping[str, Any]) -> int:
@@ -200,7 +298,7 @@ def sft_config(profile: TrainingProfile | None = None, *, output_dir: str, max_s
                **overrides: Any) -> SFTConfig:
     """The ``SFTConfig`` :func:`sft` runs with, every profile default written out; ``overrides`` win.
 
-    >>> from smolsynth.hardware import TrainingProfile, count_parameters, training_profile
+    >>> from smolsynth.hardware import Hardware, training_profile
     >>> cfg = sft_config(training_profile(Hardware(), model_params=400_000), output_dir="out", max_steps=3)
     >>> (cfg.use_cpu, cfg.bf16, cfg.completion_only_loss, cfg.report_to)
     (True, False, True, [])
@@ -221,7 +319,7 @@ def dpo_config(profile: TrainingProfile | None = None, *, output_dir: str, max_s
                seed: int = 0, **overrides: Any) -> DPOConfig:
     """The ``DPOConfig`` :func:`dpo` runs with, every profile default written out; ``overrides`` win.
 
-    >>> from smolsynth.hardware import TrainingProfile, count_parameters, training_profile
+    >>> from smolsynth.hardware import Hardware, training_profile
     >>> cfg = dpo_config(training_profile(Hardware(), model_params=400_000), output_dir="out", beta=0.2)
     >>> (cfg.beta, cfg.learning_rate, cfg.precompute_ref_log_probs)
     (0.2, 1e-06, False)
@@ -310,7 +408,15 @@ def _check_training_arguments(dataset: Any, max_steps: Any, num_train_epochs: An
             check_number(name, overrides[name], minimum=1, integer=True)
 
 
-def _peft_config(profile: TrainingProfile) -> Any:
+def lora_config(profile: TrainingProfile | None = None) -> Any:
+    """The ``peft.LoraConfig`` of ``profile`` (its rank, alpha, dropout and target modules), or None when the profile
+    trains every weight. Pass it to a TRL trainer as ``peft_config=``.
+
+    >>> from smolsynth.hardware import Hardware
+    >>> lora_config(training_profile(Hardware(), model_params=135_000_000)).r
+    16
+    """
+    profile = profile or training_profile()
     if not profile.lora:
         return None
     from peft import LoraConfig
@@ -320,23 +426,67 @@ def _peft_config(profile: TrainingProfile) -> Any:
                       target_modules=targets if isinstance(targets, str) else list(targets), task_type="CAUSAL_LM")
 
 
-def _save(trainer: Any, tokenizer: Any, output_dir: str, lora: bool) -> Any:
+def _save(trainer: Any, tokenizer: Any, output_dir: str) -> Any:
     """Save a plain transformers checkpoint (LoRA merged into the weights) with its tokenizer; return the model."""
     model = trainer.model
-    if lora and hasattr(model, "merge_and_unload"):
+    if hasattr(model, "merge_and_unload"):  # a peft model: merge the adapters, save plain weights
         model = model.merge_and_unload()
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return model
 
 
-def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], checked: Result, *, tokenizer: Any, output_dir: str,
-                    profile: TrainingProfile, before: dict[str, Any] | None, metrics: dict[str, Any], t_start: float,
-                    keep_model: bool) -> TrainingResult:
-    """Train, evaluate after, save the checkpoint and ``smolsynth_training.json``; the :class:`TrainingResult`."""
-    t0 = time.perf_counter()
-    trainer.train()
-    train_seconds = time.perf_counter() - t0
+def check_reference(trainer: Any, *, tolerance: float = START_MARGIN_TOLERANCE) -> dict[str, float]:
+    """Evaluate a ``DPOTrainer`` before its first step and raise :class:`ReferenceModelError` unless the rewards and
+    margins are ~0 (``|value| <= tolerance * beta``): at step 0 the policy must *be* its reference.
+
+    Returns the step-0 evaluation (pass it to :func:`save_checkpoint` as ``before=``). The trainer needs an
+    ``eval_dataset`` (a few training pairs will do). With LoRA and no ``ref_model`` the reference is the policy with
+    its adapters switched off, which is exactly the starting policy.
+
+    >>> before = check_reference(trainer)                          # doctest: +SKIP
+    >>> abs(before["eval_rewards/margins"]) < 1e-3                 # doctest: +SKIP
+    True
+    """
+    check_number("tolerance", tolerance, minimum=0)
+    if getattr(trainer, "eval_dataset", None) is None:
+        raise ValueError("check_reference(trainer) needs a trainer with an eval_dataset: pass eval_dataset= to "
+                         "DPOTrainer (e.g. the held-out split of prepare_dataset, or a few training pairs).")
+    with quiet_training():
+        before = trainer.evaluate()
+    problem = _check_start(before, beta=float(trainer.args.beta), tolerance=tolerance, model=trainer.model,
+                           ref_model=getattr(trainer, "ref_model", None), trainer=trainer, from_path=True)
+    if problem:
+        raise ReferenceModelError(problem)
+    return before
+
+
+def save_checkpoint(trainer: Any, output_dir: str | os.PathLike, *, started_from: str,
+                    before: Mapping[str, Any] | None = None, cost: Cost | None = None,
+                    profile: TrainingProfile | None = None) -> TrainingResult:
+    """Save what a TRL ``SFTTrainer``/``DPOTrainer`` trained, after ``trainer.train()``; return a :class:`TrainingResult`.
+
+    Writes a plain transformers checkpoint to ``output_dir`` (LoRA adapters merged into the weights, the tokenizer
+    beside them) and ``smolsynth_training.json``: the kind of run, ``started_from`` (the model id or checkpoint
+    folder training started from, as ``metrics["model"]``: later notebooks check it), the metrics and the log
+    history. The eval loss (and for DPO the rewards) at the
+    end is measured when the trainer has an eval split; ``before`` (``trainer.evaluate()`` before training, or what
+    :func:`check_reference` returned) adds the step-0 values. ``cost`` (from :func:`measured`) adds the minutes and
+    peak memory of training.
+
+    >>> trainer.train()                                                               # doctest: +SKIP
+    >>> result = save_checkpoint(trainer, "out/sft", started_from="smolsynth/tiny")      # doctest: +SKIP
+    >>> smolsynth.load_model(result.output_dir)                                        # doctest: +SKIP
+    """
+    check_path("output_dir", output_dir)
+    with quiet_training():  # the evaluation and the LoRA merge print library notices otherwise
+        return _save_checkpoint(trainer, str(output_dir), started_from=started_from, before=before, cost=cost,
+                                profile=profile)
+
+
+def _save_checkpoint(trainer: Any, output_dir: str, *, started_from: str, before: Mapping[str, Any] | None,
+                     cost: Cost | None, profile: TrainingProfile | None) -> TrainingResult:
+    kind: Literal["sft", "dpo"] = "dpo" if hasattr(trainer.args, "beta") else "sft"
     history = list(trainer.state.log_history)
     after_raw: dict[str, Any] | None = None
     if trainer.eval_dataset is not None and trainer.args.eval_strategy != "no":
@@ -346,6 +496,15 @@ def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], checked: Result, 
         else:
             after_raw = trainer.evaluate()
             history = list(trainer.state.log_history)
+    elif trainer.eval_dataset is not None and before is not None:
+        after_raw = trainer.evaluate()
+        history = list(trainer.state.log_history)
+    lora = hasattr(trainer.model, "merge_and_unload")
+    metrics: dict[str, Any] = {"model": started_from, "lora": lora,
+                               "train_rows": len(trainer.train_dataset),
+                               "eval_rows": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0}
+    if kind == "dpo":
+        metrics["beta"] = float(trainer.args.beta)
     if before is not None:
         history.insert(0, {**before, "epoch": 0.0, "step": 0})
         metrics.update({f"{k}_before": float(v) for k, v in before.items()
@@ -354,22 +513,50 @@ def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], checked: Result, 
         metrics.update({f"{k}_after": float(v) for k, v in after_raw.items()
                         if k == "eval_loss" or k.startswith("eval_rewards/")})
     train_out = next((h for h in reversed(history) if "train_loss" in h), {})
+    train_seconds = cost.seconds if cost is not None else float(train_out.get("train_runtime") or 0.0)
     steps = trainer.state.global_step
     seen = steps * trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
     metrics.update(train_loss=train_out.get("train_loss"), train_steps=steps,
                    examples_per_second=round(seen / train_seconds, 2) if train_seconds > 0 else None)
-    model = _save(trainer, tokenizer, output_dir, profile.lora)
-    metrics["total_seconds"] = round(time.perf_counter() - t_start, 2)
-    used = int(metrics.get("train_rows", 0)) + int(metrics.get("eval_rows", 0))
-    report = Report(kind.upper(), rows_in=checked.report.rows_in, rows_out=used, dropped=dict(metrics.get("dropped_rows") or {}),
-                    seconds=metrics["total_seconds"], compute_seconds=round(train_seconds, 3), model=metrics.get("model"))
-    result = TrainingResult(rows=[], dropped_rows=list(checked.dropped_rows), report=report, kind=kind,
-                            output_dir=str(output_dir), config=trainer.args, log_history=history, metrics=metrics,
-                            train_seconds=round(train_seconds, 3), profile=profile,
-                            model=model if keep_model else None)
-    with open(Path(output_dir) / "smolsynth_training.json", "w", encoding="utf-8") as fh:
-        json.dump({"kind": kind, "metrics": metrics, "log_history": history, "profile": profile.as_dict()},
-                  fh, indent=1, default=str)
+    if cost is not None:
+        metrics.update(train_minutes=round(cost.seconds / 60, 2), peak_rss_gb=cost.peak_rss_gb)
+    model = _save(trainer, trainer.processing_class, str(output_dir))
+    metrics["model_params"] = count_parameters(model)  # the saved (merged) model: adapters are not parameters of it
+    report = Report(kind.upper(), rows_in=metrics["train_rows"] + metrics["eval_rows"],
+                    rows_out=metrics["train_rows"] + metrics["eval_rows"], seconds=round(train_seconds, 2),
+                    compute_seconds=round(train_seconds, 3), model=started_from)
+    result = TrainingResult(rows=[], dropped_rows=[], report=report, kind=kind, output_dir=str(output_dir),
+                            config=trainer.args, log_history=history, metrics=metrics,
+                            train_seconds=round(train_seconds, 3), profile=profile, model=model)
+    _write_record(result)
+    return result
+
+
+def _write_record(result: TrainingResult) -> None:
+    with open(Path(result.output_dir) / "smolsynth_training.json", "w", encoding="utf-8") as fh:
+        json.dump({"kind": result.kind, "metrics": result.metrics, "log_history": result.log_history,
+                   "profile": result.profile.as_dict() if result.profile else None}, fh, indent=1, default=str)
+
+
+def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], checked: Result, *, output_dir: str,
+                    profile: TrainingProfile, before: dict[str, Any] | None, metrics: dict[str, Any], t_start: float,
+                    keep_model: bool) -> TrainingResult:
+    """Train, then :func:`save_checkpoint`, with the account of the rows :func:`sft`/:func:`dpo` checked."""
+    with measured() as cost:
+        trainer.train()
+    result = save_checkpoint(trainer, output_dir, started_from=metrics["model"], before=before, cost=cost,
+                             profile=profile)
+    result.metrics = {**metrics, **{k: v for k, v in result.metrics.items() if k not in metrics}}
+    result.metrics["total_seconds"] = round(time.perf_counter() - t_start, 2)
+    used = int(result.metrics.get("train_rows", 0)) + int(result.metrics.get("eval_rows", 0))
+    result.report = Report(kind.upper(), rows_in=checked.report.rows_in, rows_out=used,
+                           dropped=dict(result.metrics.get("dropped_rows") or {}),
+                           seconds=result.metrics["total_seconds"], compute_seconds=result.train_seconds,
+                           model=result.metrics.get("model"))
+    result.dropped_rows = list(checked.dropped_rows)
+    if not keep_model:
+        result.model = None
+    _write_record(result)
     return result
 
 
@@ -428,7 +615,7 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
         cfg = sft_config(prof, output_dir=output_dir, max_steps=max_steps, num_train_epochs=num_train_epochs,
                          n_train_rows=len(train_ds), has_eval=eval_ds is not None, seed=seed, **overrides)
         trainer = SFTTrainer(model=target, args=cfg, train_dataset=train_ds, eval_dataset=eval_ds,
-                             processing_class=tok, peft_config=_peft_config(prof))
+                             processing_class=tok, peft_config=lora_config(prof))
         _tidy_callbacks(trainer)
         metrics: dict[str, Any] = {
             "model": _name, "model_params": n_params, "lora": prof.lora, "train_rows": len(trainer.train_dataset),
@@ -436,7 +623,7 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
             "dropped_rows": _dropped(len(train_ds), len(trainer.train_dataset), checked.report.dropped),
         }
         before = trainer.evaluate() if eval_ds is not None else None
-        result = _train_and_save(trainer, "sft", checked, tokenizer=tok, output_dir=output_dir, profile=prof,
+        result = _train_and_save(trainer, "sft", checked, output_dir=output_dir, profile=prof,
                                  before=before, metrics=metrics, t_start=t_start, keep_model=keep_model)
     del trainer
     _release()
@@ -503,7 +690,7 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
 
             ref = _from_pretrained(AutoModelForCausalLM, str(ref), dtype=_torch_dtype(prof.model_dtype))
         trainer = DPOTrainer(model=target, ref_model=ref, args=cfg, train_dataset=train_ds, eval_dataset=check_ds,
-                             processing_class=tok, peft_config=_peft_config(prof))
+                             processing_class=tok, peft_config=lora_config(prof))
         _tidy_callbacks(trainer)
         metrics: dict[str, Any] = {
             "model": name, "model_params": n_params, "lora": prof.lora, "beta": cfg.beta,
@@ -524,7 +711,7 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
             if eval_ds is None:  # the check ran on training rows: not an eval loss to report
                 before = None
                 trainer.eval_dataset = None
-        result = _train_and_save(trainer, "dpo", checked, tokenizer=tok, output_dir=output_dir, profile=prof,
+        result = _train_and_save(trainer, "dpo", checked, output_dir=output_dir, profile=prof,
                                  before=before, metrics=metrics, t_start=t_start, keep_model=keep_model)
     del trainer
     _release()
@@ -538,7 +725,7 @@ def _torch_dtype(name: str) -> Any:
 
 
 def _check_start(before: Mapping[str, float], *, beta: float, tolerance: float, model: Any, ref_model: Any,
-                 trainer: Any) -> str | None:
+                 trainer: Any, from_path: bool = False) -> str | None:
     """None when the step-0 eval rewards are ~0; else the message of the :class:`ReferenceModelError` to raise."""
     keys = ("eval_rewards/chosen", "eval_rewards/rejected", "eval_rewards/margins")
     values = {k: float(before.get(k, 0.0)) for k in keys}
@@ -546,7 +733,7 @@ def _check_start(before: Mapping[str, float], *, beta: float, tolerance: float, 
     worst = max(abs(v) for v in values.values())
     if worst <= limit:
         return None
-    in_memory = not isinstance(model, (str, os.PathLike))
+    in_memory = not from_path and not isinstance(model, (str, os.PathLike))
     ref_path = getattr(getattr(getattr(trainer, "ref_model", None), "config", None), "_name_or_path", None)
     if in_memory and ref_model is None:
         cause = (f"You passed an in-memory model and no ref_model, so TRL loaded the reference from "

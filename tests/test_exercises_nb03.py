@@ -17,30 +17,69 @@ from smolsynth.exercises import ____, nb03
 NOTEBOOK = "03_sft"
 
 
+@pytest.fixture(autouse=True)
+def _tiny_course_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notebook's model_id is smolsynth.resolve_model(): the tiny model here (exercise 2 counts on it)."""
+    monkeypatch.setenv("SMOLSYNTH_MODEL", "smolsynth/tiny")
+
+
+def _trl_cell(output_dir: str, *, train: bool = True, lora: bool | None = None) -> tuple[Any, Any]:
+    """What exercise 1's solution cell does, on the tiny model: (the SFTTrainer, save_checkpoint's result)."""
+    from trl import SFTTrainer
+
+    from smolsynth.hardware import count_parameters, training_profile
+    from smolsynth.models import load_tokenizer, model_path
+    from smolsynth.training import lora_config, prepare_dataset, save_checkpoint, sft_config
+    from smolsynth.verbosity import quiet_training
+
+    profile = training_profile(model_params=count_parameters("smolsynth/tiny"))
+    if lora is not None:
+        profile = profile.with_lora(lora)
+    train_ds, eval_ds = prepare_dataset(make_chats(8), method="sft")
+    config = sft_config(profile, output_dir=output_dir, max_steps=2, n_train_rows=len(train_ds))
+    with quiet_training():
+        trainer = SFTTrainer(model=model_path("smolsynth/tiny"), args=config, train_dataset=train_ds,
+                             eval_dataset=eval_ds, processing_class=load_tokenizer("smolsynth/tiny"),
+                             peft_config=lora_config(profile))
+        if not train:
+            return trainer, None
+        before = trainer.evaluate()
+        trainer.train()
+    return trainer, save_checkpoint(trainer, output_dir, started_from="smolsynth/tiny", before=before)
+
+
 @pytest.fixture(scope="module")
 def runs(trained_sft, tmp_path_factory) -> dict[str, Any]:
-    """What a learner's cells would hold: the shared SFT run, a LoRA run, and LoRA/full counts made the way the
-    solution makes them (a real model, peft's get_peft_model)."""
+    """What a learner's cells would hold: a TRL cell's trainer and result (and one with LoRA, one untrained), the
+    shared SFT run, and LoRA/full counts made the way the solution makes them (a real model, peft's
+    get_peft_model)."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
 
     from smolsynth.handoff import SAMPLE_INSTRUCTIONS
     from smolsynth.models import load_model
-    from smolsynth.training import sft
 
-    lora = sft(make_chats(8), model="smolsynth/tiny", output_dir=str(tmp_path_factory.mktemp("lora")), max_steps=2,
-               lora=True)
+    trainer, result = _trl_cell(str(tmp_path_factory.mktemp("trl")))
+    lora_trainer, lora_result = _trl_cell(str(tmp_path_factory.mktemp("trl-lora")), lora=True)
+    untrained, _ = _trl_cell(str(tmp_path_factory.mktemp("trl-untrained")), train=False)
     model, _ = load_model("smolsynth/tiny")
     full = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    p = lora.profile
+    p = lora_result.profile or _lora_profile()
     peft_model = get_peft_model(model, LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha,
                                                   target_modules=p.lora_target_modules, task_type="CAUSAL_LM"))
     sample = Dataset.from_list([{"messages": [{"role": "user", "content": text},
                                               {"role": "assistant", "content": "Sure."}]}
                                 for text in SAMPLE_INSTRUCTIONS[:6]])
-    return {"sft": trained_sft, "lora": lora, "full": full,
+    return {"sft": trained_sft, "trainer": trainer, "result": result, "lora_trainer": lora_trainer,
+            "lora_result": lora_result, "untrained": untrained, "full": full,
             "lora_count": sum(q.numel() for q in peft_model.parameters() if q.requires_grad),
             "chats": make_chats(16), "sample": sample, "empty_dir": str(tmp_path_factory.mktemp("empty"))}
+
+
+def _lora_profile() -> Any:
+    from smolsynth.hardware import count_parameters, training_profile
+
+    return training_profile(model_params=count_parameters("smolsynth/tiny")).with_lora(True)
 
 
 def _with(result: Any, **changes: Any) -> Any:
@@ -50,39 +89,45 @@ def _with(result: Any, **changes: Any) -> Any:
 CASES: dict[str, dict[str, Any]] = {
     "03_sft.q1": {
         "exercise": nb03.q1,
-        "correct": lambda r: {"my_sft_result": r["sft"]},
+        "correct": lambda r: {"my_trainer": r["trainer"], "my_sft_result": r["result"]},
         "incorrect": {
-            "a path, not a result": (lambda r: {"my_sft_result": r["sft"].output_dir}, "TrainingResult"),
-            "LoRA on": (lambda r: {"my_sft_result": r["lora"]}, "leave `lora=` out"),
-            "precision overridden": (lambda r: {"my_sft_result": _with(r["sft"], config=types.SimpleNamespace(
-                bf16=True, fp16=False, use_cpu=False))}, "default profile"),
-            "no losses logged": (lambda r: {"my_sft_result": _with(r["sft"], log_history=[])}, "no training loss"),
-            "checkpoint gone": (lambda r: {"my_sft_result": _with(r["sft"], output_dir=r["empty_dir"])},
+            "a path, not a trainer": (lambda r: {"my_trainer": r["result"].output_dir,
+                                                 "my_sft_result": r["result"]}, "TRL `SFTTrainer`"),
+            "never trained": (lambda r: {"my_trainer": r["untrained"], "my_sft_result": r["result"]},
+                              "not trained a single step"),
+            "result of another trainer": (lambda r: {"my_trainer": r["trainer"], "my_sft_result": r["sft"]},
+                                          "not saved from `my_trainer`"),
+            "a path, not a result": (lambda r: {"my_trainer": r["trainer"],
+                                                "my_sft_result": r["result"].output_dir}, "TrainingResult"),
+            "LoRA where the profile trains fully": (lambda r: {"my_trainer": r["lora_trainer"],
+                                                               "my_sft_result": r["lora_result"]},
+                                                    "lora_config(profile)"),
+            "no losses logged": (lambda r: {"my_trainer": r["trainer"],
+                                            "my_sft_result": _with(r["result"], log_history=[])},
+                                 "no training loss"),
+            "checkpoint gone": (lambda r: {"my_trainer": r["trainer"],
+                                           "my_sft_result": _with(r["result"], output_dir=r["empty_dir"])},
                                 "no saved model"),
         },
-        "not_attempted": [lambda r: {"my_sft_result": ____}],
+        "not_attempted": [lambda r: {"my_trainer": ____, "my_sft_result": ____},
+                          lambda r: {"my_trainer": r["trainer"], "my_sft_result": ____}],
     },
     "03_sft.q2": {
         "exercise": nb03.q2,
-        "correct": lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"],
-                              "my_lora_result": r["lora"]},
+        "correct": lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"]},
         "incorrect": {
-            "full count off": (lambda r: {"full_trainable": r["full"] - 1, "lora_trainable": r["lora_count"],
-                                          "my_lora_result": r["lora"]}, "full fine-tuning trains every one"),
-            "LoRA not smaller": (lambda r: {"full_trainable": r["full"], "lora_trainable": r["full"],
-                                            "my_lora_result": r["lora"]}, "not smaller"),
-            "LoRA count off": (lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"] // 2,
-                                          "my_lora_result": r["lora"]}, "is not what LoRA"),
-            "trained without LoRA": (lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"],
-                                                "my_lora_result": r["sft"]}, "without LoRA"),
-            "a float": (lambda r: {"full_trainable": float(r["full"]), "lora_trainable": r["lora_count"],
-                                   "my_lora_result": r["lora"]}, "whole number"),
-            "zero": (lambda r: {"full_trainable": r["full"], "lora_trainable": 0, "my_lora_result": r["lora"]},
-                     "some trainable parameters"),
+            "full count off": (lambda r: {"full_trainable": r["full"] - 1, "lora_trainable": r["lora_count"]},
+                               "full fine-tuning trains every one"),
+            "LoRA not smaller": (lambda r: {"full_trainable": r["full"], "lora_trainable": r["full"]},
+                                 "not smaller"),
+            "LoRA count off": (lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"] // 2},
+                               "is not what LoRA"),
+            "a float": (lambda r: {"full_trainable": float(r["full"]), "lora_trainable": r["lora_count"]},
+                        "whole number"),
+            "zero": (lambda r: {"full_trainable": r["full"], "lora_trainable": 0}, "some trainable parameters"),
         },
-        "not_attempted": [lambda r: {"full_trainable": ____, "lora_trainable": ____, "my_lora_result": ____},
-                          lambda r: {"full_trainable": r["full"], "lora_trainable": r["lora_count"],
-                                     "my_lora_result": ____}],
+        "not_attempted": [lambda r: {"full_trainable": ____, "lora_trainable": ____},
+                          lambda r: {"full_trainable": r["full"], "lora_trainable": ____}],
     },
     "03_sft.q3": {
         "exercise": nb03.q3,
@@ -122,5 +167,6 @@ def _user_last(chats: Any) -> Any:
 def test_lora_count_on_an_empty_skeleton_matches_the_real_model(runs: dict[str, Any]) -> None:
     """The checker counts LoRA parameters on a meta-device skeleton (instant for any size): same number as peft on
     the loaded model."""
-    assert nb03.lora_trainable_count("smolsynth/tiny", runs["lora"].profile) == runs["lora_count"]
-    assert 0 < runs["lora_count"] < runs["full"] and runs["lora_count"] % runs["lora"].profile.lora_r == 0
+    profile = _lora_profile()
+    assert nb03.lora_trainable_count("smolsynth/tiny", profile) == runs["lora_count"]
+    assert 0 < runs["lora_count"] < runs["full"] and runs["lora_count"] % profile.lora_r == 0

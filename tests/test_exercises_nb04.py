@@ -16,9 +16,32 @@ from smolsynth.exercises import ____, nb04
 NOTEBOOK = "04_dpo"
 
 
+def _trl_cell(sft_dir: str, output_dir: str, *, train: bool = True) -> tuple[Any, Any]:
+    """What exercise 1's solution cell does, on the tiny model: (the DPOTrainer, save_checkpoint's result)."""
+    from trl import DPOTrainer
+
+    from smolsynth.hardware import count_parameters, training_profile
+    from smolsynth.models import load_tokenizer
+    from smolsynth.training import check_reference, dpo_config, lora_config, prepare_dataset, save_checkpoint
+    from smolsynth.verbosity import quiet_training
+
+    profile = training_profile(model_params=count_parameters(sft_dir))
+    train_ds, eval_ds = prepare_dataset(make_pairs(8), method="dpo")
+    config = dpo_config(profile, output_dir=output_dir, max_steps=2, n_train_rows=len(train_ds))
+    with quiet_training():
+        trainer = DPOTrainer(model=sft_dir, args=config, train_dataset=train_ds, eval_dataset=eval_ds,
+                             processing_class=load_tokenizer(sft_dir), peft_config=lora_config(profile))
+        if not train:
+            return trainer, None
+        before = check_reference(trainer)
+        trainer.train()
+    return trainer, save_checkpoint(trainer, output_dir, started_from=sft_dir, before=before)
+
+
 @pytest.fixture(scope="module")
 def runs(trained_sft, trained_dpo, tmp_path_factory) -> dict[str, Any]:
-    """The shared SFT and DPO runs, a second DPO run with beta 0.5 (same pairs, start and steps), and pair sets."""
+    """The shared SFT and DPO runs, a TRL cell's trainer and result (and an untrained trainer), a second DPO run with
+    beta 0.5 (same pairs, start and steps), and pair sets."""
     from datasets import Dataset
 
     from smolsynth.evaluation import training_summary
@@ -33,7 +56,10 @@ def runs(trained_sft, trained_dpo, tmp_path_factory) -> dict[str, Any]:
     sample = Dataset.from_list([{**row, "prompt": [{"role": "user", "content": SAMPLE_INSTRUCTIONS[i]}]}
                                 for i, row in enumerate(make_pairs(6).to_list())])
     strings = Dataset.from_list([{"prompt": f"Q{i}?", "chosen": f"A{i}.", "rejected": "No."} for i in range(6)])
-    return {"sft": trained_sft, "dpo": trained_dpo, "beta_half": beta_half, "pairs": pairs, "ties": ties,
+    trainer, result = _trl_cell(trained_sft.output_dir, str(tmp_path_factory.mktemp("trl-dpo")))
+    untrained, _ = _trl_cell(trained_sft.output_dir, str(tmp_path_factory.mktemp("trl-untrained")), train=False)
+    return {"trainer": trainer, "result": result, "untrained": untrained,
+            "sft": trained_sft, "dpo": trained_dpo, "beta_half": beta_half, "pairs": pairs, "ties": ties,
             "sample": sample, "strings": strings, "empty_dir": str(tmp_path_factory.mktemp("empty")),
             "table": training_summary({0.1: trained_dpo, 0.5: beta_half}), "summary": training_summary}
 
@@ -50,22 +76,29 @@ def _beta(r: dict[str, Any], runs: dict[Any, Any], table: Any = None) -> dict[st
 CASES: dict[str, dict[str, Any]] = {
     "04_dpo.q1": {
         "exercise": nb04.q1,
-        "correct": lambda r: {"my_dpo_result": r["dpo"]},
+        "correct": lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": r["result"]},
         "incorrect": {
-            "an SFT run": (lambda r: {"my_dpo_result": r["sft"]}, "result of a SFT run"),
-            "started from the base model": (lambda r: {"my_dpo_result": _metrics(r["dpo"], model="smolsynth/tiny")},
-                                            "not a saved SFT checkpoint"),
-            "started from a DPO checkpoint": (lambda r: {"my_dpo_result": _metrics(r["dpo"],
-                                                                                   model=r["dpo"].output_dir)},
-                                              "not an SFT one"),
-            "wrong reference": (lambda r: {"my_dpo_result": _metrics(r["dpo"], **{
-                "eval_rewards/margins_before": 0.8})}, "not ~0"),
-            "no eval split": (lambda r: {"my_dpo_result": _metrics(r["dpo"], **{
-                "eval_rewards/margins_before": None})}, "no evaluation before the first step"),
-            "checkpoint gone": (lambda r: {"my_dpo_result": dataclasses.replace(r["dpo"], output_dir=r["empty_dir"])},
-                                "no saved model"),
+            "not a trainer": (lambda r: {"my_dpo_trainer": r["result"], "my_dpo_result": r["result"]},
+                              "TRL `DPOTrainer`"),
+            "never trained": (lambda r: {"my_dpo_trainer": r["untrained"], "my_dpo_result": r["result"]},
+                              "not trained a single step"),
+            "an SFT run": (lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": r["sft"]},
+                           "result of a SFT run"),
+            "result of another run": (lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": r["dpo"]},
+                                      "not saved from `my_dpo_trainer`"),
+            "started from the base model": (lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": _metrics(
+                r["result"], model="smolsynth/tiny")}, "not a saved SFT checkpoint"),
+            "started from a DPO checkpoint": (lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": _metrics(
+                r["result"], model=r["dpo"].output_dir)}, "not an SFT one"),
+            "wrong reference": (lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": _metrics(
+                r["result"], **{"eval_rewards/margins_before": 0.8})}, "not ~0"),
+            "no step-0 check": (lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": _metrics(
+                r["result"], **{"eval_rewards/margins_before": None})}, "no evaluation before the first step"),
+            "checkpoint gone": (lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": dataclasses.replace(
+                r["result"], output_dir=r["empty_dir"])}, "no saved model"),
         },
-        "not_attempted": [lambda r: {"my_dpo_result": ____}],
+        "not_attempted": [lambda r: {"my_dpo_trainer": ____, "my_dpo_result": ____},
+                          lambda r: {"my_dpo_trainer": r["trainer"], "my_dpo_result": ____}],
     },
     "04_dpo.q2": {
         "exercise": nb04.q2,
@@ -83,9 +116,10 @@ CASES: dict[str, dict[str, Any]] = {
                                 "start from the same checkpoint"),
             "table of one run": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["beta_half"]},
                                                  r["summary"]({0.1: r["dpo"]})), "one row per run"),
-            "table without margins": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["beta_half"]},
-                                                      r["table"].drop(columns=["eval_rewards/margins_after"])),
-                                      "margins_after"),
+            "table without the comparable margin": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["beta_half"]},
+                                                                    r["table"].drop(
+                                                                        columns=["eval_logratio_margin_after"])),
+                                                    "eval_logratio_margin_after"),
             "not a table": (lambda r: _beta(r, {0.1: r["dpo"], 0.5: r["beta_half"]}, "a table"), "DataFrame"),
         },
         "not_attempted": [lambda r: {"beta_runs": ____, "beta_table": ____},

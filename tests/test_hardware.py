@@ -13,7 +13,7 @@ A100 = Hardware(device="cuda", gpu_name="NVIDIA A100-SXM4-40GB", capability=(8, 
 
 def test_cpu_profile_is_fp32_with_the_cpu_model():
     profile = choose_profile(Hardware(device="cpu", cpu_count=2, ram_gb=24.0))
-    assert (profile.name, profile.device, profile.dtype, profile.model) == ("cpu", "cpu", "float32", CPU_MODEL)
+    assert (profile.name, profile.device, profile.dtype, profile.model) == ("cpu", "cpu", "float32", SMALL_MODEL)
     # training decisions (batch sizes, LoRA) live in smolsynth.training.training_profile, not here
     assert not hasattr(profile, "lora") and not hasattr(profile, "train_batch_size")
 

@@ -50,3 +50,22 @@ def test_the_real_judge_writes_words_not_placeholders():
         assert len(row["rationales"]) == 2
         for text in row["rationales"]:
             assert not echoes_template(text) and re.match(r"[A-Za-z]", text) and len(text) >= 12, text
+
+
+def test_on_the_real_model_the_student_lacks_the_trait_and_the_teacher_writes_finished_answers():
+    """The student (no context) never opens with the trait; the teacher (rule, demonstrations, primed answer) writes
+    a finished answer after the opening, without copying its demonstrations or leaking template tokens."""
+    from smolsynth import distillation as dist
+    from smolsynth.distillation import OPENING
+
+    EMBEDDED_MODEL = offline.EMBEDDED_MODEL
+    prompts = list(dist.HELD_OUT_PROMPTS[:4])
+    before = dist.trait_rate(EMBEDDED_MODEL, prompts, progress=False)
+    assert before.rate == 0.0, before.table()
+    teacher = dist.teacher_answers(prompts, model=EMBEDDED_MODEL, samples=2, progress=False)
+    assert len(teacher.rows) >= 3, teacher.report
+    for row in teacher.rows:
+        answer = row["messages"][1]["content"]
+        rest = OPENING.strip(answer)
+        assert OPENING.shows(answer) and len(rest.split()) >= 4, answer  # an answer after the opening
+        assert "Great question!" not in rest and "<|" not in answer, answer  # no echo of the demonstrations

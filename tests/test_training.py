@@ -17,7 +17,9 @@ from conftest import make_chats, make_pairs
 from smolsynth.formats import messages_to_prompt_completion, validate_dpo_dataset, validate_sft_dataset
 from smolsynth.hardware import LORA_THRESHOLD_PARAMS, Hardware, TrainingProfile, count_parameters, training_profile
 from smolsynth.rows import Result
-from smolsynth.training import ReferenceModelError, TrainingResult, dpo, dpo_config, sft, sft_config
+from smolsynth.training import (ReferenceModelError, TrainingResult, check_reference, dpo, dpo_config, lora_config,
+                                measured, prepare_dataset, save_checkpoint, sft, sft_config)
+from smolsynth.verbosity import quiet_training
 
 CPU = Hardware(device="cpu", cpu_count=2, ram_gb=16.0)
 T4 = Hardware(device="cuda", capability=(7, 5), gpu_memory_gb=15.0, gpu_name="Tesla T4")
@@ -285,3 +287,75 @@ def test_sft_takes_a_datasetdict_and_uses_its_test_split(tmp_path):
     assert (r.metrics["train_rows"], r.metrics["eval_rows"]) == (8, 3)
     assert "eval_loss_before" in r.metrics and "eval_loss_after" in r.metrics
     assert "<table>" in r._repr_html_() and "SFT" in r._repr_html_()
+
+
+# ------------------------------------------------------------------- the pieces a learner calls beside TRL
+def test_cpu_trains_every_real_model_with_lora_in_batches_of_four():
+    """Issue 12: on a CPU the defaults train the smallest real model with LoRA; the tiny test model trains fully."""
+    real = training_profile(CPU, model_params=134_515_008)
+    tiny = training_profile(CPU, model_params=400_000)
+    assert real.lora and real.sft_learning_rate == 2e-4 and "LoRA" in real.reason
+    assert (real.per_device_train_batch_size, real.gradient_accumulation_steps) == (4, 1)
+    assert not tiny.lora and lora_config(tiny) is None
+    config = lora_config(real)
+    assert (config.r, config.lora_alpha, config.task_type) == (real.lora_r, real.lora_alpha, "CAUSAL_LM")
+
+
+def test_prepare_dataset_checks_and_splits_for_each_trainer():
+    train, held_out = prepare_dataset(make_chats(10), method="sft", eval_fraction=0.2)
+    assert (len(train), len(held_out)) == (8, 2) and set(train.column_names) == {"prompt", "completion"}
+    assert train[0]["completion"][-1]["role"] == "assistant"
+    pairs, none = prepare_dataset(make_pairs(6), method="dpo", eval_fraction=0)
+    assert none is None and set(pairs.column_names) == {"prompt", "chosen", "rejected"}  # judge columns dropped
+    with pytest.raises(ValueError, match="method='ppo'"):
+        prepare_dataset(make_chats(4), method="ppo")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no 'messages' column"):
+        prepare_dataset([{"text": "hi"}], method="sft")
+
+
+def _dpo_trainer(sft_dir: str, output_dir: str, *, ref_model=None, lora: bool = False):
+    from trl import DPOTrainer
+
+    from smolsynth.models import load_tokenizer
+
+    profile = training_profile(CPU, model_params=count_parameters(sft_dir)).with_lora(lora)
+    train, held_out = prepare_dataset(make_pairs(8), method="dpo", eval_fraction=0.25)
+    with quiet_training():
+        return DPOTrainer(model=sft_dir, ref_model=ref_model, args=dpo_config(profile, output_dir=output_dir,
+                                                                              max_steps=2),
+                          train_dataset=train, eval_dataset=held_out, processing_class=load_tokenizer(sft_dir),
+                          peft_config=lora_config(profile))
+
+
+def test_check_reference_passes_when_the_reference_is_the_start_and_trips_on_the_base(trained_sft, tmp_path):
+    from smolsynth.models import load_model
+
+    before = check_reference(_dpo_trainer(trained_sft.output_dir, str(tmp_path / "a")))
+    assert abs(before["eval_rewards/margins"]) < 1e-6
+    lora_before = check_reference(_dpo_trainer(trained_sft.output_dir, str(tmp_path / "b"), lora=True))
+    assert abs(lora_before["eval_rewards/margins"]) < 1e-6  # the adapters off are the reference: exactly the start
+    base, _ = load_model("smolsynth/tiny")  # the trap: the base model as reference of an SFT-trained policy
+    with pytest.raises(ReferenceModelError, match="expected ~0"):
+        check_reference(_dpo_trainer(trained_sft.output_dir, str(tmp_path / "c"), ref_model=base))
+
+
+def test_save_checkpoint_merges_lora_and_records_the_run(trained_sft, tmp_path):
+    import json
+
+    trainer = _dpo_trainer(trained_sft.output_dir, str(tmp_path / "run"), lora=True)
+    before = check_reference(trainer)
+    with measured() as cost:
+        trainer.train()
+    result = save_checkpoint(trainer, tmp_path / "saved", started_from=trained_sft.output_dir, before=before,
+                             cost=cost)
+    assert isinstance(result, TrainingResult) and result.kind == "dpo" and result.config is trainer.args
+    assert cost.seconds > 0 and cost.peak_rss_gb > 0.1 and result.metrics["peak_rss_gb"] == cost.peak_rss_gb
+    assert result.metrics["lora"] and result.metrics["train_steps"] == 2 and result.metrics["beta"] == 0.1
+    assert result.metrics["model_params"] == count_parameters(trained_sft.output_dir)  # merged: no adapter weights
+    assert abs(result.metrics["eval_rewards/margins_before"]) < 1e-6 and "eval_rewards/margins_after" in result.metrics
+    files = {p.name for p in (tmp_path / "saved").iterdir()}
+    assert "model.safetensors" in files and "adapter_config.json" not in files and "tokenizer.json" in files
+    record = json.loads((tmp_path / "saved" / "smolsynth_training.json").read_text())
+    assert record["kind"] == "dpo" and record["metrics"]["model"] == trained_sft.output_dir
+    assert record["log_history"][0]["step"] == 0  # the step-0 evaluation comes first
+    assert _generates(str(tmp_path / "saved")) > 0

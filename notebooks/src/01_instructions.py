@@ -315,10 +315,17 @@ my_evolved
 # answers, Evol-Instruct's survivors with theirs. `to_sft` makes the format TRL's `SFTTrainer` reads as is: one
 # `messages` column of user/assistant turns (the system prompt, when there is one, first). Duplicates across the
 # sources are dropped first (they would be trained on twice).
+#
+# `handoff.save` writes it with `Dataset.save_to_disk` plus a record of the model that made it
+# (`smolsynth_handoff.json`), so that notebook 03 never trains a real model on data the tiny test model left behind.
+# On Colab every notebook gets a fresh runtime and this folder is gone in notebook 03: run `course.use_drive()` at the
+# top of both notebooks to keep it on your Google Drive, or download `handoff.export("sft")` and give the file to
+# notebook 03 (`handoff.sft_data(source=handoff.upload("sft"))`).
 
 # %%
 from datasets import Dataset
 
+from smolsynth import handoff
 from smolsynth.course import data_path
 
 parts = [to_sft(magpie_result.dataset, system_column="system_prompt"), to_sft(self_instruct_answered.dataset),
@@ -337,21 +344,24 @@ sft_dataset = Dataset.from_list(unique)
 from trl.data_utils import is_conversational  # TRL's own format check
 
 assert sft_dataset.column_names == ["messages"] and all(is_conversational(row) for row in sft_dataset)
-sft_dataset.save_to_disk(str(data_path("sft")))
+handoff.save(sft_dataset, "sft", model=model_id,
+             settings=dict(max_new_tokens=MAX_NEW_TOKENS, response_temperature=RESPONSE_TEMPERATURE, n_magpie=N_MAGPIE,
+                           self_instruct_rounds=SELF_INSTRUCT_ROUNDS, evol_rounds=EVOL_ROUNDS))
 print(f"Saved {len(sft_dataset)} SFT conversations to {data_path('sft')}; notebook 03 trains on them.")
 
 # %% [markdown]
 # **Optional: share it on the Hugging Face Hub.** Set `HUB_REPO` to a name like `"your-name/my-sft-data"` and log
 # in (`huggingface-cli login`, or `from huggingface_hub import login; login()`). Nothing is pushed otherwise, and
-# nothing else in the course needs it.
+# nothing else in the course needs it. `handoff.publish` pushes the dataset and its record, so notebook 03 can load it
+# on any machine with `handoff.sft_data(source=HUB_REPO)`.
 
 # %%
 from huggingface_hub import get_token
 
 HUB_REPO = None  # e.g. "your-name/my-sft-data"
 if HUB_REPO and get_token():
-    sft_dataset.push_to_hub(HUB_REPO, private=True)
-    print(f"Pushed to https://huggingface.co/datasets/{HUB_REPO} (private).")
+    url = handoff.publish("sft", HUB_REPO, private=True)
+    print(f"Pushed to {url} (private).")
 else:
     print("Not pushing to the Hub: set HUB_REPO and log in to share your dataset.")
 

@@ -322,14 +322,19 @@ print(my_final_pairs.report)
 #
 # Notebook 04 trains DPO on pairs in exactly this format: `prompt`, `chosen` and `rejected` as lists of chat
 # messages, which TRL's `DPOTrainer` reads as they are (the rating, model and rationale columns come along; the
-# trainer ignores them). We save the pairs made with the default rule to the course's hand-off folder.
+# trainer ignores them). We save the pairs made with the default rule to the course's hand-off folder, with a record
+# of the model that made them (`handoff.save`), so that notebook 04 never trains on another model's pairs unawares. On
+# Colab, run `course.use_drive()` at the top of this notebook and of notebook 04 to keep the folder on your Google
+# Drive, or download `handoff.export("dpo")` and give it to notebook 04 as `source=`.
 
 # %%
 from smolsynth.formats import validate_dpo_dataset
 
 checked = validate_dpo_dataset(pairs.dataset)  # raises if a row is not in DPO format
 print(checked.report)  # binarize already dropped chosen == rejected: nothing is left to drop here
-pairs.dataset.save_to_disk(str(course.data_path("dpo")))
+handoff.save(pairs.dataset, "dpo", model=model_id,
+             settings=dict(max_new_tokens=MAX_NEW_TOKENS, rationale_chars=RATIONALE_CHARS, n_prompts=N_PROMPTS,
+                           rule="best-vs-random-lower", seed=SEED))
 print(f"Saved {len(pairs.dataset)} pairs to {course.data_path('dpo')}")
 
 # %% [markdown]

@@ -1,15 +1,15 @@
 """Exercises of notebook 03, "SFT: supervised fine-tuning on your generated data".
 
-``q1`` 🐢 trains SFT with the default profile and saves it; ``q2`` 🐕 switches to LoRA and counts trainable
-parameters (full fine-tuning vs LoRA); ``q3`` 🦁 trains on a dataset of the learner's own. The checks judge
-structure (what ran, with which settings, what was saved and whether it loads back and generates), never the
-wording of an answer, so they hold for the tiny offline model in CI and for a real model.
+``q1`` 🐢 writes the TRL cell (``SFTConfig``, ``SFTTrainer``, ``train``, ``save_checkpoint``) on notebook 01's
+data; ``q2`` 🐕 counts trainable parameters (full fine-tuning vs LoRA); ``q3`` 🦁 teaches a trait of the learner's
+own. The checks judge structure (what ran, with which settings, what was saved and whether it loads back and
+generates), never the wording of an answer, so they hold for the tiny offline model in CI and for a real model.
 
     >>> from smolsynth.exercises import ____, nb03
-    >>> nb03.q1.evaluate(my_sft_result=____).status
+    >>> nb03.q1.evaluate(my_trainer=____, my_sft_result=____).status
     'not_attempted'
-    >>> nb03.q1.evaluate(my_sft_result="out/sft").message
-    '`my_sft_result` should be what `sft(...)` returns (a TrainingResult); it is a str.'
+    >>> nb03.q1.evaluate(my_trainer="trainer", my_sft_result=None).message
+    '`my_trainer` should be a TRL `SFTTrainer`; it is a str.'
 """
 
 from __future__ import annotations
@@ -57,46 +57,57 @@ def losses(result: Any) -> list[float]:
     return [h["loss"] for h in result.log_history if "loss" in h and h.get("loss") is not None]
 
 
-class DefaultSFT(Exercise):
+def trained_trainer(trainer: Any, name: str, kind: str) -> Any:
+    """``trainer`` if it is a TRL trainer of ``kind`` that trained at least one step; Incorrect otherwise."""
+    import trl
+
+    cls = {"sft": trl.SFTTrainer, "dpo": trl.DPOTrainer}[kind]
+    expect(isinstance(trainer, cls), f"`{name}` should be a TRL `{cls.__name__}`; it is a {type(trainer).__name__}.")
+    expect(trainer.state.global_step >= 1, f"`{name}` has not trained a single step: call `{name}.train()`.")
+    return trainer
+
+
+class TRLCell(Exercise):
     notebook = NOTEBOOK
     name = "q1"
-    title = "Train SFT with the default profile"
+    title = "Your own TRL cell: the self-distillation trap"
     level = Level.DEFAULT
-    variables = ("my_sft_result",)
+    variables = ("my_trainer", "my_sft_result")
     hints = (
-        "Call `sft(...)` as in the lesson above: the data (`sft_data.dataset`), `model=model_id`, an `output_dir` of "
-        "your own (e.g. `str(RUNS / \"my-sft\")`) and `max_steps=MAX_STEPS`.",
-        "Leave `lora=` and `profile=` out: the exercise is about the defaults smolsynth picks for your machine "
-        "(`my_sft_result.profile.reason` says why).",
-        "After training, `my_sft_result.log_history` holds the logged losses and `my_sft_result.output_dir` the "
-        "saved model.",
+        "`prepare_dataset(sft_data.dataset, method=\"sft\")` returns `(train, eval)`; `sft_config(profile, "
+        "output_dir=str(RUNS / \"my-sft\"), max_steps=MAX_STEPS, n_train_rows=len(my_train))` the config.",
+        "`SFTTrainer(model=model_path(model_id), args=my_config, train_dataset=my_train, eval_dataset=my_eval, "
+        "processing_class=tokenizer, peft_config=lora_config(profile))`, as in section 5.",
+        "After `my_trainer.train()`, `save_checkpoint(my_trainer, RUNS / \"my-sft\", started_from=model_id)` saves "
+        "the model and returns the result.",
     )
 
-    def _check(self, my_sft_result: Any) -> str:
+    def _check(self, my_trainer: Any, my_sft_result: Any) -> str:
         from smolsynth.hardware import training_profile
 
+        trainer = trained_trainer(my_trainer, "my_trainer", "sft")
         result = training_result(my_sft_result, "my_sft_result", "sft")
-        params = result.metrics.get("model_params")
-        default = training_profile(model_params=params)
-        expect(result.profile.lora == default.lora,
-               f"`my_sft_result` was trained with LoRA {'on' if result.profile.lora else 'off'}, but the default "
-               f"profile on this machine has it {'on' if default.lora else 'off'}: leave `lora=` out for this "
-               "exercise (the next one is about LoRA).")
+        expect(result.config is trainer.args,
+               "`my_sft_result` was not saved from `my_trainer` (its config is another one): pass `my_trainer` to "
+               "`save_checkpoint`.")
+        default = training_profile(model_params=result.metrics.get("model_params"))
         cfg = result.config
         for flag in ("bf16", "fp16", "use_cpu"):
             expect(bool(getattr(cfg, flag)) == bool(getattr(default, flag)),
-                   f"The run's config has `{flag}={getattr(cfg, flag)}`, not what the default profile "
-                   f"({default.name}) sets: leave the precision settings to the profile here.")
-        expect(result.metrics.get("train_steps", 0) >= 1, "`my_sft_result` did not train a single step.")
+                   f"The run's config has `{flag}={getattr(cfg, flag)}`, not what the profile for this machine "
+                   f"({default.name}) sets: build the config with `sft_config(profile, ...)`.")
+        expect(bool(result.metrics.get("lora")) == default.lora,
+               f"The trainer {'has' if result.metrics.get('lora') else 'has no'} LoRA adapters, but the profile for "
+               f"this machine has LoRA {'on' if default.lora else 'off'}: pass `peft_config=lora_config(profile)`.")
         logged = losses(result)
         expect(logged, "`my_sft_result.log_history` has no training loss: did the run train at all?")
         loads_and_generates(result.output_dir, "my_sft_result")
         before, after = result.metrics.get("eval_loss_before"), result.metrics.get("eval_loss_after")
-        evals = (f" Eval loss {before:.3f} -> {after:.3f}." if isinstance(before, float) and isinstance(after, float)
-                 else "")
-        return (f"{result.metrics['train_steps']} steps in {result.train_seconds:.1f} s on the {result.profile.name} "
-                f"profile ({result.profile.dtype}); {len(logged)} losses logged.{evals} The checkpoint in "
-                f"{result.output_dir} loads back and generates.")
+        evals = (f" Eval loss {before:.3f} -> {after:.3f}: on a real model it barely moves, because these are the "
+                 "model's own answers." if isinstance(before, float) and isinstance(after, float) else "")
+        return (f"{result.metrics['train_steps']} steps of your own SFTTrainer on the {default.name} profile; "
+                f"{len(logged)} losses logged.{evals} The checkpoint in {result.output_dir} loads back and "
+                "generates.")
 
 
 def lora_trainable_count(model: str, profile: Any) -> int:
@@ -106,14 +117,14 @@ def lora_trainable_count(model: str, profile: Any) -> int:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from smolsynth.models import _from_pretrained, model_path
-    from smolsynth.training import _peft_config
+    from smolsynth.training import lora_config
     from smolsynth.verbosity import quiet_training
 
     with quiet_training():
         config = _from_pretrained(AutoConfig, model_path(model))
         with torch.device("meta"):
             skeleton = AutoModelForCausalLM.from_config(config)
-        peft_model = get_peft_model(skeleton, _peft_config(profile))
+        peft_model = get_peft_model(skeleton, lora_config(profile))
     return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
 
 
@@ -122,59 +133,60 @@ class LoRAParameters(Exercise):
     name = "q2"
     title = "LoRA: how many parameters does it train?"
     level = Level.VARIANT
-    variables = ("full_trainable", "lora_trainable", "my_lora_result")
+    variables = ("full_trainable", "lora_trainable")
     hints = (
         "`full_trainable`: load the model with `load_model(model_id)` and add up `p.numel()` for the parameters "
         "with `p.requires_grad`. Full fine-tuning trains all of them.",
-        "`lora_trainable`: wrap the model with `peft.get_peft_model(model, LoraConfig(...))`, using the LoRA "
-        "settings of `lora_profile` (`lora_r`, `lora_alpha`, `lora_target_modules`, `task_type=\"CAUSAL_LM\"`), "
-        "then add up the parameters that still require a gradient.",
-        "`my_lora_result`: the same `sft(...)` call as exercise 1, with `lora=True` and another `output_dir`.",
+        "`lora_trainable`: wrap the model with `peft.get_peft_model(model, lora_config(lora_profile))` (or a "
+        "`LoraConfig` with `lora_profile`'s `lora_r`, `lora_alpha`, `lora_target_modules` and "
+        "`task_type=\"CAUSAL_LM\"`), then add up the parameters that still require a gradient.",
     )
 
-    def _check(self, full_trainable: Any, lora_trainable: Any, my_lora_result: Any) -> str:
+    def _check(self, full_trainable: Any, lora_trainable: Any) -> str:
+        from smolsynth.hardware import count_parameters, training_profile
+        from smolsynth.models import resolve_model
+
         for name, value in (("full_trainable", full_trainable), ("lora_trainable", lora_trainable)):
             expect(isinstance(value, int) and not isinstance(value, bool),
                    f"`{name}` should be a whole number of parameters (an int); it is a {type(value).__name__}.")
             expect(value > 0, f"`{name}` is {value}: a model being trained has some trainable parameters.")
-        result = training_result(my_lora_result, "my_lora_result", "sft")
-        expect(result.profile.lora, "`my_lora_result` was trained without LoRA: pass `lora=True` to `sft`.")
-        model_params = int(result.metrics["model_params"])
+        model = resolve_model()
+        model_params = count_parameters(model)
         expect(full_trainable == model_params,
-               f"`full_trainable` is {full_trainable:,}, but the model `my_lora_result` trained has "
-               f"{model_params:,} parameters, and full fine-tuning trains every one of them. Count them on the "
-               "same model, before any LoRA adapter is added.")
+               f"`full_trainable` is {full_trainable:,}, but {model} has {model_params:,} parameters, and full "
+               "fine-tuning trains every one of them. Count them on the plain model, before any LoRA adapter is "
+               "added.")
         expect(lora_trainable < full_trainable,
                f"`lora_trainable` ({lora_trainable:,}) is not smaller than `full_trainable`: with LoRA the base "
                "weights are frozen and only the small adapter matrices train. Count only the parameters with "
                "`requires_grad=True` after `get_peft_model`.")
-        r = result.profile.lora_r
-        expected = lora_trainable_count(str(result.metrics["model"]), result.profile)
+        profile = training_profile(model_params=model_params).with_lora(True)
+        expected = lora_trainable_count(model, profile)
         expect(lora_trainable == expected,
-               f"`lora_trainable` ({lora_trainable:,}) is not what LoRA with this profile's settings (r={r}, "
-               f"targets {result.profile.lora_target_modules!r}) trains on this model. Each adapted layer adds "
-               "r x (inputs + outputs) parameters: use the profile's r and target modules, and count after "
-               "`get_peft_model`.")
-        loads_and_generates(result.output_dir, "my_lora_result")
+               f"`lora_trainable` ({lora_trainable:,}) is not what LoRA with `lora_profile`'s settings "
+               f"(r={profile.lora_r}, targets {profile.lora_target_modules!r}) trains on {model}. Each adapted "
+               "layer adds r x (inputs + outputs) parameters: use the profile's r and target modules, and count "
+               "after `get_peft_model`.")
         share = lora_trainable / full_trainable
         return (f"LoRA trains {lora_trainable:,} of {full_trainable:,} parameters ({share:.1%}); the optimizer "
                 f"state shrinks with it (about {16 * full_trainable / 2**20:,.1f} MiB of weights, gradients and "
                 f"Adam moments for full fine-tuning against {16 * lora_trainable / 2**20:,.2f} MiB for the "
-                f"adapters, plus the frozen weights). The merged checkpoint loads back and generates.")
+                f"adapters, plus the frozen weights).")
 
 
 class OwnSFT(Exercise):
     notebook = NOTEBOOK
     name = "q3"
-    title = "Train on a dataset of your own"
+    title = "A trait of your own"
     level = Level.OWN
     variables = ("my_sft_data", "my_own_result")
     hints = (
-        f"Write at least {MIN_OWN_ROWS} instructions for a use case of yours, answer them with `generate(...)`, "
-        "and turn the result into SFT rows with `to_sft(...)` (its `.dataset` has a single `messages` column).",
-        "Or load an SFT dataset you saved in notebook 01 with `datasets.load_from_disk(...)` and keep only its "
+        "`distillation.Trait(name=..., opening=..., rule=..., examples=((question, answer), ...))`: every example "
+        "answer starts with the opening.",
+        f"Write at least {MIN_OWN_ROWS} instructions for a use case of yours and let the teacher answer them: "
+        "`distillation.teacher_answers(my_instructions, my_trait, model=model_id).dataset` has a single "
         "`messages` column.",
-        "Then train with `sft(my_sft_data, ...)` into an `output_dir` of your own.",
+        "Then train with `sft(my_sft_data, model=model_id, output_dir=..., max_steps=MAX_STEPS)`.",
     )
 
     def _check(self, my_sft_data: Any, my_own_result: Any) -> str:
@@ -210,7 +222,7 @@ class OwnSFT(Exercise):
                 "use case.")
 
 
-q1 = DefaultSFT()
+q1 = TRLCell()
 q2 = LoRAParameters()
 q3 = OwnSFT()
 EXERCISES = (q1, q2, q3)

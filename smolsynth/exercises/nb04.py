@@ -1,7 +1,8 @@
 """Exercises of notebook 04, "DPO: preference optimisation from your SFT model".
 
-``q1`` 🐢 runs DPO from the saved SFT checkpoint and checks that it started at a zero margin; ``q2`` 🐕 compares
-two values of ``beta`` on the same data and steps; ``q3`` 🦁 trains on preference pairs of the learner's own. The
+``q1`` 🐢 writes the TRL cell (``DPOConfig``, ``DPOTrainer``, the step-0 check, ``save_checkpoint``) on the
+learner's judged pairs, from the saved SFT checkpoint; ``q2`` 🐕 compares two values of ``beta`` on the same data
+and steps, on a scale comparable across betas; ``q3`` 🦁 trains on preference pairs of the learner's own. The
 checks judge structure (where a run started, its step-0 rewards, what was saved and whether it loads and generates),
 never the wording of an answer.
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from smolsynth.exercises.core import Exercise, Incorrect, Level, expect
-from smolsynth.exercises.nb03 import loads_and_generates, training_result
+from smolsynth.exercises.nb03 import loads_and_generates, trained_trainer, training_result
 
 NOTEBOOK = "04_dpo"
 MIN_OWN_PAIRS = 4
@@ -44,7 +45,8 @@ def _start_margin(result: Any, name: str) -> float:
     margin = result.metrics.get("eval_rewards/margins_before")
     expect(margin is not None,
            f"`{name}` has no evaluation before the first step (`eval_rewards/margins_before`): keep an eval split "
-           "(the default `eval_fraction`) so the start can be checked.")
+           "and pass what `check_reference(trainer)` returned to `save_checkpoint(..., before=...)` (`dpo(...)` "
+           "does both), so the start can be checked.")
     beta = float(result.config.beta)
     expect(abs(margin) <= START_MARGIN_TOLERANCE * beta,
            f"`{name}` started with a reward margin of {margin:.4g}, not ~0: the reference model was not the policy "
@@ -55,27 +57,32 @@ def _start_margin(result: Any, name: str) -> float:
 class DPOFromSFT(Exercise):
     notebook = NOTEBOOK
     name = "q1"
-    title = "DPO from your SFT checkpoint"
+    title = "Your own DPOTrainer on your judged pairs"
     level = Level.DEFAULT
-    variables = ("my_dpo_result",)
+    variables = ("my_dpo_trainer", "my_dpo_result")
     hints = (
-        "Call `dpo(pairs.dataset, model=..., output_dir=..., max_steps=MAX_STEPS)` as in the lesson, with an "
-        "`output_dir` of your own (e.g. `str(RUNS / \"my-dpo\")`).",
-        "`model=` is the *path* of the SFT checkpoint (`sft_model.path`), a string: then TRL loads the reference "
-        "model from that same folder and the rewards start at 0.",
-        "Keep the default `eval_fraction`: the evaluation before the first step is what shows the start margin.",
+        "`prepare_dataset(judged.dataset, method=\"dpo\")` returns `(train, eval)`; `dpo_config(profile, "
+        "output_dir=str(RUNS / \"my-dpo\"), max_steps=MAX_STEPS, beta=BETA)` the config.",
+        "`DPOTrainer(model=sft_model.path, args=my_config, train_dataset=my_train, eval_dataset=my_eval, "
+        "processing_class=tokenizer, peft_config=lora_config(profile))`: `model=` is the *path* of the SFT "
+        "checkpoint, so that the reference is that same checkpoint.",
+        "`my_before = check_reference(my_dpo_trainer)` before `train()`, then `save_checkpoint(my_dpo_trainer, "
+        "RUNS / \"my-dpo\", started_from=sft_model.path, before=my_before)`: the step-0 margin is recorded.",
     )
 
-    def _check(self, my_dpo_result: Any) -> str:
+    def _check(self, my_dpo_trainer: Any, my_dpo_result: Any) -> str:
+        trainer = trained_trainer(my_dpo_trainer, "my_dpo_trainer", "dpo")
         result = training_result(my_dpo_result, "my_dpo_result", "dpo")
+        expect(result.config is trainer.args,
+               "`my_dpo_result` was not saved from `my_dpo_trainer` (its config is another one): pass "
+               "`my_dpo_trainer` to `save_checkpoint`.")
         start = _started_from_sft(result, "my_dpo_result")
         margin = _start_margin(result, "my_dpo_result")
-        expect(result.metrics.get("train_steps", 0) >= 1, "`my_dpo_result` did not train a single step.")
         loads_and_generates(result.output_dir, "my_dpo_result")
         after = result.metrics.get("eval_rewards/margins_after")
         moved = f"; after {result.metrics['train_steps']} steps it is {after:.4g}" if after is not None else ""
-        return (f"DPO started from {start} with a reward margin of {margin:.3g} at step 0 (the reference is the "
-                f"starting policy){moved}. The checkpoint in {result.output_dir} loads and generates.")
+        return (f"Your DPOTrainer started from {start} with a reward margin of {margin:.3g} at step 0 (the reference "
+                f"is the starting policy){moved}. The checkpoint in {result.output_dir} loads and generates.")
 
 
 class BetaComparison(Exercise):
@@ -115,13 +122,15 @@ class BetaComparison(Exercise):
                f"{type(beta_table).__name__}.")
         expect(len(beta_table) == len(beta_runs),
                f"`beta_table` has {len(beta_table)} row(s) for {len(beta_runs)} runs: one row per run.")
-        expect("eval_rewards/margins_after" in beta_table.columns,
-               "`beta_table` has no `eval_rewards/margins_after` column: the reward margin after training is the "
-               "number to compare between betas.")
-        margins = ", ".join(f"beta {k}: {r.metrics.get('eval_rewards/margins_after', float('nan')):.3g}"
-                            for k, r in sorted(beta_runs.items()))
-        return (f"Eval reward margins after training: {margins}. A larger beta keeps the policy closer to the "
-                "reference (each unit of log-ratio is worth more reward), a smaller one lets it drift further.")
+        expect("eval_logratio_margin_after" in beta_table.columns,
+               "`beta_table` has no `eval_logratio_margin_after` column: the reward margins TRL logs are beta times "
+               "a log-ratio, so they do not compare across betas; `training_summary(beta_runs)` adds the margin "
+               "divided by beta, the number to compare.")
+        ratios = ", ".join(f"beta {k}: {r.metrics['eval_rewards/margins_after'] / float(k):.3g} nats"
+                           for k, r in sorted(beta_runs.items()) if "eval_rewards/margins_after" in r.metrics)
+        return (f"Eval log-ratio margins (reward margin / beta) after training: {ratios}. A larger beta makes each "
+                "nat of log-ratio worth more reward, so the loss is satisfied sooner and the policy stays closer "
+                "to the reference; a smaller one lets it drift further.")
 
 
 class OwnPairs(Exercise):
@@ -131,8 +140,9 @@ class OwnPairs(Exercise):
     level = Level.OWN
     variables = ("my_pairs", "my_own_dpo_result")
     hints = (
-        f"Write at least {MIN_OWN_PAIRS} prompts of your own use case and generate two answers for each, e.g. with "
-        "two system prompts (`generate(..., system_prompt=...)`), then decide which answer is preferred.",
+        f"Write at least {MIN_OWN_PAIRS} prompts of your own use case; make a `distillation.Trait` of your own, let "
+        "the teacher answer (`teacher_answers`) and turn the answers into pairs with `trait_pairs` (chosen with the "
+        "opening, rejected without).",
         "Each row of `my_pairs` holds `prompt` (a list with one user message), `chosen` and `rejected` (each a list "
         "with one assistant message); build it with `Dataset.from_list(rows)`.",
         "Train with `dpo(my_pairs, model=sft_model.path, output_dir=..., max_steps=MAX_STEPS)`.",
