@@ -46,12 +46,9 @@ DEFAULT_ENV = {
 
 
 def apply_default_environment() -> None:
-    """Set learner-friendly defaults for the libraries' environment variables, keeping any the user already set, and
-    hide one deprecation notice that peft triggers inside transformers on every ``get_peft_model`` (a learner's own
-    cell included), about a name the learner never wrote."""
+    """Set learner-friendly defaults for the libraries' environment variables, keeping any the user already set."""
     for key, value in DEFAULT_ENV.items():
         os.environ.setdefault(key, value)
-    warnings.filterwarnings("ignore", message=r".*`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def set_verbosity(level: str = "warning") -> None:

@@ -72,7 +72,8 @@ def test_every_aspect_gives_exactly_one_rating_per_candidate_on_the_tiny_model(p
     for row in result.dataset:
         n = len(row["generations"])
         for aspect in ASPECTS:
-            assert len(row[f"ratings_{aspect}"]) == n and all(x in range(1, 6) for x in row[f"ratings_{aspect}"])
+            allowed = (*range(1, 6), None) if aspect == "honesty" else range(1, 6)  # honesty may answer "N/A"
+            assert len(row[f"ratings_{aspect}"]) == n and all(x in allowed for x in row[f"ratings_{aspect}"])
             assert len(row[f"rationales_{aspect}"]) == n
             assert all(isinstance(t, str) for t in row[f"rationales_{aspect}"])
         assert row["ratings"] == [[row[f"ratings_{a}"][c] for a in ASPECTS] for c in range(n)]

@@ -339,10 +339,8 @@ lora_profile = profile.with_lora(True)  # the profile with LoRA on (and LoRA's l
 # that data shows the trait, and on a real model the loss barely moves (the model already writes these answers).
 
 # %% exercise="q1" tags=["starter"]
-my_train, my_eval = ____  # prepare_dataset(sft_data.dataset, ...)
-my_config = ____  # sft_config(profile, output_dir=..., max_steps=MAX_STEPS, ...)
-my_trainer = ____  # SFTTrainer(...)
-my_trainer.train()
+# prepare_dataset(sft_data.dataset, ...), sft_config(profile, ..., max_steps=MAX_STEPS), then:
+my_trainer = ____  # SFTTrainer(...), and call my_trainer.train()
 my_sft_result = ____  # save_checkpoint(my_trainer, ...)
 
 # %% exercise="q1" tags=["solution"]
@@ -373,11 +371,12 @@ full_trainable = ____  # parameters with requires_grad in the plain model
 lora_trainable = ____  # parameters with requires_grad after get_peft_model(...)
 
 # %% exercise="q2" tags=["solution"]
-base_model, _ = load_model(model_id)
-full_trainable = sum(p.numel() for p in base_model.parameters() if p.requires_grad)
-lora_model = get_peft_model(base_model, LoraConfig(r=lora_profile.lora_r, lora_alpha=lora_profile.lora_alpha,
-                                                   target_modules=lora_profile.lora_target_modules,
-                                                   task_type="CAUSAL_LM"))
+with quiet_training():  # no weight-loading bar, no library notices
+    base_model, _ = load_model(model_id)
+    full_trainable = sum(p.numel() for p in base_model.parameters() if p.requires_grad)
+    lora_model = get_peft_model(base_model, LoraConfig(r=lora_profile.lora_r, lora_alpha=lora_profile.lora_alpha,
+                                                       target_modules=lora_profile.lora_target_modules,
+                                                       task_type="CAUSAL_LM"))
 lora_trainable = sum(p.numel() for p in lora_model.parameters() if p.requires_grad)
 print(f"full: {full_trainable:,} trainable; LoRA: {lora_trainable:,} ({lora_trainable / full_trainable:.1%}); "
       f"weights + gradients + Adam state: {16 * full_trainable / 2**20:.1f} MiB vs "

@@ -326,12 +326,9 @@ from smolsynth.training import dpo
 # `save_checkpoint`. Put the trainer in `my_dpo_trainer` and the result in `my_dpo_result`.
 
 # %% exercise="q1" tags=["starter"]
-my_train, my_eval = ____  # prepare_dataset(judged.dataset, method="dpo")
-my_config = ____  # dpo_config(profile, output_dir=..., max_steps=MAX_STEPS, beta=BETA)
-my_dpo_trainer = ____  # DPOTrainer(model=sft_model.path, ...)
-my_before = ____  # check_reference(my_dpo_trainer)
-my_dpo_trainer.train()
-my_dpo_result = ____  # save_checkpoint(my_dpo_trainer, ..., started_from=sft_model.path, before=my_before)
+# prepare_dataset(judged.dataset, method="dpo"), dpo_config(profile, ..., max_steps=MAX_STEPS, beta=BETA), then:
+my_dpo_trainer = ____  # DPOTrainer(model=sft_model.path, ...); check_reference(...) on it, then its train()
+my_dpo_result = ____  # save_checkpoint(my_dpo_trainer, ..., started_from=sft_model.path, before=...)
 
 # %% exercise="q1" tags=["solution"]
 my_train, my_eval = prepare_dataset(judged.dataset, method="dpo")

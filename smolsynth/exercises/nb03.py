@@ -63,7 +63,8 @@ def trained_trainer(trainer: Any, name: str, kind: str) -> Any:
 
     cls = {"sft": trl.SFTTrainer, "dpo": trl.DPOTrainer}[kind]
     expect(isinstance(trainer, cls), f"`{name}` should be a TRL `{cls.__name__}`; it is a {type(trainer).__name__}.")
-    expect(trainer.state.global_step >= 1, f"`{name}` has not trained a single step: call `{name}.train()`.")
+    expect(trainer.state.global_step >= 1, f"`{name}` has not trained a single step: call its `train()` method "
+                                           "before saving it.")
     return trainer
 
 
