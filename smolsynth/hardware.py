@@ -136,7 +136,7 @@ def choose_profile(hw: Hardware) -> Profile:
     # 32 judge prompts of ~1,200 tokens hold ~1.8 GB of KV cache: Binder's ~2 GB keeps batches of 8.
     batch = 8 if small else CPU_GENERATION_BATCH
     # The smallest real model on every CPU: the course generates, judges and trains on it in a lesson's time
-    # (SmolLM2-360M is ~2.7x slower per token and per training step).
+    # (SmolLM2-360M has 2.7x the parameters, and a CPU step, decoding or training, costs about that much more).
     return Profile("cpu", "cpu", "float32", SMALL_MODEL, batch, hardware=hw,
                    reason="No GPU: float32 on the CPU (half precision is slow or unsupported there), the smallest "
                           "real model, so that generation and training fit a lesson"

@@ -5,7 +5,7 @@ a local folder, so that retrained weights are loaded again) and frees them (:fun
 
 The whole course runs on one switch. ``resolve_model()`` answers, in this order: the ``model=`` argument, the
 ``SMOLSYNTH_MODEL`` environment variable, then the default of the hardware profile (a real hub model such as
-``HuggingFaceTB/SmolLM2-360M-Instruct`` on a CPU). The name ``"smolsynth/tiny"`` is special: it is a tiny
+``HuggingFaceTB/SmolLM2-135M-Instruct`` on a CPU). The name ``"smolsynth/tiny"`` is special: it is a tiny
 causal LM (random weights, ~0.3M parameters) with a ChatML chat template, whose tokenizer is trained here on ``data/corpus.txt``.
 It is built on first use, with no network, into the smolsynth cache, and the same seed always gives byte-identical
 files. It writes nonsense, fast, which is what tests and CI need::

@@ -54,7 +54,8 @@ course.fast_mode(globals(), tiny_model=dict(MAX_NEW_TOKENS=16))
 # format, and which model to use by default. The rules are simple, and each has a reason:
 #
 # - **No GPU**: 32-bit floats (`float32`), because half precision is slow or unsupported on most CPUs, and a small
-#   model (SmolLM2-360M; SmolLM2-135M on Binder, which has about 2 GB of memory).
+#   model (SmolLM2-135M, the smallest real one: on a CPU it generates and trains in a lesson's time; on Binder, with
+#   about 2 GB of memory, in smaller batches).
 # - **A GPU older than Ampere** (compute capability below 8, e.g. Colab's free T4): `float16`. Such GPUs *say* they
 #   support `bfloat16`, but only by emulating it, slowly.
 # - **An Ampere or newer GPU** (A100, L4, RTX 30xx and later): `bfloat16`, which is as fast as `float16` and more
