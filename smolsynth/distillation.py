@@ -224,10 +224,9 @@ def teacher_answers(instructions: Any, trait: Trait = OPENING, *, model: str | N
 
 
 def _batched(llm: Any, inputs: list[Any], *, desc: str, progress: bool, **settings: Any) -> list[dict[str, Any]]:
-    """``llm.generate`` over ``inputs`` in the engine's batches, with one progress bar."""
+    """``llm.generate`` (a loaded LLM) over ``inputs`` in the engine's batches, with one progress bar."""
     from tqdm.auto import tqdm
 
-    llm.load()
     size = max(1, llm.effective_batch_size // max(1, settings.get("num_generations", 1)))
     out: list[dict[str, Any]] = []
     with tqdm(total=len(inputs), desc=desc, disable=not progress, leave=False) as bar:
@@ -306,6 +305,7 @@ def trait_rate(model: str, prompts: Sequence[str] = HELD_OUT_PROMPTS, trait: Tra
     asked = check_texts("prompts", list(prompts))
     check_number("max_new_tokens", max_new_tokens, minimum=1, integer=True)
     llm = LocalLLM(str(model))
+    llm.load()
     outputs = _batched(llm, [[{"role": "user", "content": p}] for p in asked], desc="trait rate", progress=progress,
                        max_new_tokens=max_new_tokens, temperature=0.0, repetition_penalty=repetition_penalty)
     answers = [o["generations"][0] or "" for o in outputs]
@@ -357,16 +357,16 @@ def preference_accuracy(policy: str, pairs: Any, *, reference: str, beta: float 
     rows = validate_dpo_dataset(pairs).rows
     if not rows:
         raise ValueError("preference_accuracy needs at least one pair with chosen != rejected.")
-    margins = {}
-    for name, which in (("policy", policy), ("reference", reference)):
+    margins = {}  # log pi(chosen) - log pi(rejected) per pair, once per model (policy and reference may be one)
+    for which in dict.fromkeys((str(policy), str(reference))):
         with quiet_training():
-            model, tok = load_model(str(which))
+            model, tok = load_model(which)
         chosen = _completion_logps(model, tok, rows, "chosen")
         rejected = _completion_logps(model, tok, rows, "rejected")
-        margins[name] = [c - r for c, r in zip(chosen, rejected)]
+        margins[which] = [c - r for c, r in zip(chosen, rejected)]
         del model
     scores = []
-    for pol, ref in zip(margins["policy"], margins["reference"]):
+    for pol, ref in zip(margins[str(policy)], margins[str(reference)]):
         reward_margin = beta * (pol - ref)
         scores.append(0.5 if math.isclose(reward_margin, 0.0, abs_tol=1e-6) else float(reward_margin > 0))
     return sum(scores) / len(scores)

@@ -426,13 +426,14 @@ def lora_config(profile: TrainingProfile | None = None) -> Any:
                       target_modules=targets if isinstance(targets, str) else list(targets), task_type="CAUSAL_LM")
 
 
-def _save(trainer: Any, tokenizer: Any, output_dir: str) -> Any:
-    """Save a plain transformers checkpoint (LoRA merged into the weights) with its tokenizer; return the model."""
+def _save(trainer: Any, output_dir: str) -> Any:
+    """Save a plain transformers checkpoint (LoRA merged into the weights) with the trainer's tokenizer; return the
+    model."""
     model = trainer.model
     if hasattr(model, "merge_and_unload"):  # a peft model: merge the adapters, save plain weights
         model = model.merge_and_unload()
     model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
+    trainer.processing_class.save_pretrained(output_dir)
     return model
 
 
@@ -485,7 +486,12 @@ def save_checkpoint(trainer: Any, output_dir: str | os.PathLike, *, started_from
 
 
 def _save_checkpoint(trainer: Any, output_dir: str, *, started_from: str, before: Mapping[str, Any] | None,
-                     cost: Cost | None, profile: TrainingProfile | None) -> TrainingResult:
+                     cost: Cost | None, profile: TrainingProfile | None, account: Mapping[str, Any] | None = None,
+                     checked: Result | None = None, t_start: float | None = None,
+                     keep_model: bool = True) -> TrainingResult:
+    """:func:`save_checkpoint`'s work. :func:`sft`/:func:`dpo` add their ``account`` (metrics that win over the
+    ones read from the trainer: the base model's size, the rows their checks dropped), the ``checked`` rows and the
+    call's start, so that the report and the record are written once."""
     kind: Literal["sft", "dpo"] = "dpo" if hasattr(trainer.args, "beta") else "sft"
     history = list(trainer.state.log_history)
     after_raw: dict[str, Any] | None = None
@@ -520,44 +526,37 @@ def _save_checkpoint(trainer: Any, output_dir: str, *, started_from: str, before
                    examples_per_second=round(seen / train_seconds, 2) if train_seconds > 0 else None)
     if cost is not None:
         metrics.update(train_minutes=round(cost.seconds / 60, 2), peak_rss_gb=cost.peak_rss_gb)
-    model = _save(trainer, trainer.processing_class, str(output_dir))
+    model = _save(trainer, output_dir)
     metrics["model_params"] = count_parameters(model)  # the saved (merged) model: adapters are not parameters of it
-    report = Report(kind.upper(), rows_in=metrics["train_rows"] + metrics["eval_rows"],
-                    rows_out=metrics["train_rows"] + metrics["eval_rows"], seconds=round(train_seconds, 2),
-                    compute_seconds=round(train_seconds, 3), model=started_from)
-    result = TrainingResult(rows=[], dropped_rows=[], report=report, kind=kind, output_dir=str(output_dir),
-                            config=trainer.args, log_history=history, metrics=metrics,
-                            train_seconds=round(train_seconds, 3), profile=profile, model=model)
-    _write_record(result)
+    metrics.update(account or {})
+    used = metrics["train_rows"] + metrics["eval_rows"]
+    seconds = round(train_seconds, 2)
+    if t_start is not None:
+        seconds = metrics["total_seconds"] = round(time.perf_counter() - t_start, 2)
+    report = Report(kind.upper(), rows_in=checked.report.rows_in if checked is not None else used, rows_out=used,
+                    dropped=dict(metrics.get("dropped_rows") or {}), seconds=seconds,
+                    compute_seconds=round(train_seconds, 3), model=metrics["model"])
+    result = TrainingResult(rows=[], dropped_rows=list(checked.dropped_rows) if checked is not None else [],
+                            report=report, kind=kind, output_dir=str(output_dir), config=trainer.args,
+                            log_history=history, metrics=metrics, train_seconds=round(train_seconds, 3),
+                            profile=profile, model=model if keep_model else None)
+    with open(Path(output_dir) / "smolsynth_training.json", "w", encoding="utf-8") as fh:
+        json.dump({"kind": kind, "metrics": metrics, "log_history": history,
+                   "profile": profile.as_dict() if profile else None}, fh, indent=1, default=str)
     return result
 
 
-def _write_record(result: TrainingResult) -> None:
-    with open(Path(result.output_dir) / "smolsynth_training.json", "w", encoding="utf-8") as fh:
-        json.dump({"kind": result.kind, "metrics": result.metrics, "log_history": result.log_history,
-                   "profile": result.profile.as_dict() if result.profile else None}, fh, indent=1, default=str)
-
-
-def _train_and_save(trainer: Any, kind: Literal["sft", "dpo"], checked: Result, *, output_dir: str,
+def _train_and_save(trainer: Any, checked: Result, *, output_dir: str,
                     profile: TrainingProfile, before: dict[str, Any] | None, metrics: dict[str, Any], t_start: float,
                     keep_model: bool) -> TrainingResult:
-    """Train, then :func:`save_checkpoint`, with the account of the rows :func:`sft`/:func:`dpo` checked."""
+    """Train, then save as :func:`save_checkpoint` does, with the account of the rows :func:`sft`/:func:`dpo`
+    checked."""
     with measured() as cost:
         trainer.train()
-    result = save_checkpoint(trainer, output_dir, started_from=metrics["model"], before=before, cost=cost,
-                             profile=profile)
-    result.metrics = {**metrics, **{k: v for k, v in result.metrics.items() if k not in metrics}}
-    result.metrics["total_seconds"] = round(time.perf_counter() - t_start, 2)
-    used = int(result.metrics.get("train_rows", 0)) + int(result.metrics.get("eval_rows", 0))
-    result.report = Report(kind.upper(), rows_in=checked.report.rows_in, rows_out=used,
-                           dropped=dict(result.metrics.get("dropped_rows") or {}),
-                           seconds=result.metrics["total_seconds"], compute_seconds=result.train_seconds,
-                           model=result.metrics.get("model"))
-    result.dropped_rows = list(checked.dropped_rows)
-    if not keep_model:
-        result.model = None
-    _write_record(result)
-    return result
+    with quiet_training():
+        return _save_checkpoint(trainer, output_dir, started_from=metrics["model"], before=before, cost=cost,
+                                profile=profile, account=metrics, checked=checked, t_start=t_start,
+                                keep_model=keep_model)
 
 
 def _release() -> None:
@@ -623,7 +622,7 @@ def sft(dataset: Any, *, model: Any = None, output_dir: str, max_steps: int | No
             "dropped_rows": _dropped(len(train_ds), len(trainer.train_dataset), checked.report.dropped),
         }
         before = trainer.evaluate() if eval_ds is not None else None
-        result = _train_and_save(trainer, "sft", checked, output_dir=output_dir, profile=prof,
+        result = _train_and_save(trainer, checked, output_dir=output_dir, profile=prof,
                                  before=before, metrics=metrics, t_start=t_start, keep_model=keep_model)
     del trainer
     _release()
@@ -711,7 +710,7 @@ def dpo(dataset: Any, *, model: Any, output_dir: str, max_steps: int | None = No
             if eval_ds is None:  # the check ran on training rows: not an eval loss to report
                 before = None
                 trainer.eval_dataset = None
-        result = _train_and_save(trainer, "dpo", checked, output_dir=output_dir, profile=prof,
+        result = _train_and_save(trainer, checked, output_dir=output_dir, profile=prof,
                                  before=before, metrics=metrics, t_start=t_start, keep_model=keep_model)
     del trainer
     _release()

@@ -57,15 +57,22 @@ def losses(result: Any) -> list[float]:
     return [h["loss"] for h in result.log_history if "loss" in h and h.get("loss") is not None]
 
 
-def trained_trainer(trainer: Any, name: str, kind: str) -> Any:
-    """``trainer`` if it is a TRL trainer of ``kind`` that trained at least one step; Incorrect otherwise."""
+def saved_from_trainer(trainer: Any, result: Any, names: tuple[str, str], kind: str) -> Any:
+    """``result`` when ``trainer`` is a TRL trainer of ``kind`` that trained at least one step and ``result`` is
+    what ``save_checkpoint`` returned for it; Incorrect otherwise. ``names``: the two variables' names."""
     import trl
 
+    trainer_name, result_name = names
     cls = {"sft": trl.SFTTrainer, "dpo": trl.DPOTrainer}[kind]
-    expect(isinstance(trainer, cls), f"`{name}` should be a TRL `{cls.__name__}`; it is a {type(trainer).__name__}.")
-    expect(trainer.state.global_step >= 1, f"`{name}` has not trained a single step: call its `train()` method "
-                                           "before saving it.")
-    return trainer
+    expect(isinstance(trainer, cls),
+           f"`{trainer_name}` should be a TRL `{cls.__name__}`; it is a {type(trainer).__name__}.")
+    expect(trainer.state.global_step >= 1, f"`{trainer_name}` has not trained a single step: call its `train()` "
+                                           "method before saving it.")
+    saved = training_result(result, result_name, kind)
+    expect(saved.config is trainer.args,
+           f"`{result_name}` was not saved from `{trainer_name}` (its config is another one): pass `{trainer_name}` "
+           "to `save_checkpoint`.")
+    return saved
 
 
 class TRLCell(Exercise):
@@ -86,11 +93,7 @@ class TRLCell(Exercise):
     def _check(self, my_trainer: Any, my_sft_result: Any) -> str:
         from smolsynth.hardware import training_profile
 
-        trainer = trained_trainer(my_trainer, "my_trainer", "sft")
-        result = training_result(my_sft_result, "my_sft_result", "sft")
-        expect(result.config is trainer.args,
-               "`my_sft_result` was not saved from `my_trainer` (its config is another one): pass `my_trainer` to "
-               "`save_checkpoint`.")
+        result = saved_from_trainer(my_trainer, my_sft_result, ("my_trainer", "my_sft_result"), "sft")
         default = training_profile(model_params=result.metrics.get("model_params"))
         cfg = result.config
         for flag in ("bf16", "fp16", "use_cpu"):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from smolsynth.exercises.core import Exercise, Incorrect, Level, expect
-from smolsynth.exercises.nb03 import loads_and_generates, trained_trainer, training_result
+from smolsynth.exercises.nb03 import loads_and_generates, saved_from_trainer, training_result
 
 NOTEBOOK = "04_dpo"
 MIN_OWN_PAIRS = 4
@@ -71,11 +71,7 @@ class DPOFromSFT(Exercise):
     )
 
     def _check(self, my_dpo_trainer: Any, my_dpo_result: Any) -> str:
-        trainer = trained_trainer(my_dpo_trainer, "my_dpo_trainer", "dpo")
-        result = training_result(my_dpo_result, "my_dpo_result", "dpo")
-        expect(result.config is trainer.args,
-               "`my_dpo_result` was not saved from `my_dpo_trainer` (its config is another one): pass "
-               "`my_dpo_trainer` to `save_checkpoint`.")
+        result = saved_from_trainer(my_dpo_trainer, my_dpo_result, ("my_dpo_trainer", "my_dpo_result"), "dpo")
         start = _started_from_sft(result, "my_dpo_result")
         margin = _start_margin(result, "my_dpo_result")
         loads_and_generates(result.output_dir, "my_dpo_result")
