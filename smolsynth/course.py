@@ -55,6 +55,8 @@ COURSE_DATA: dict[str, str] = {
     "dpo": "notebook 02's preference pairs (prompt/chosen/rejected), saved with handoff.save (its record included)",
     "sft-model": "notebook 03's SFT checkpoint (a plain transformers folder)",
     "dpo-model": "notebook 04's DPO checkpoint (a plain transformers folder)",
+    "classification": "notebook 05's labelled texts (texts.csv, appended batch by batch, with its progress files)",
+    "classifier": "notebook 05's fine-tuned text classifier (a plain transformers folder)",
     "runs": "scratch folder for the exercises' own training runs",
     "uploads": "files uploaded with handoff.upload, and the .zip hand-offs unpacked from a source=",
 }
