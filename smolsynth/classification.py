@@ -34,7 +34,6 @@ import json
 import os
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -247,12 +246,13 @@ def __getattr__(name: str) -> Any:  # WriteLabelledText subclasses distilabel's 
 
 def _text_finished(row: Row, task: Any) -> Optional[str]:
     """A text without a word is ``empty_output``; a text (or reasoning) as long as its schema allows was cut there by
-    the grammar: dropped as ``truncated``."""
+    the grammar (its ``maxLength`` in the LLM's schema, :func:`text_schema`): dropped as ``truncated``."""
     if not normalize_text(row.get("text") or ""):
         return "empty_output"
-    limits = getattr(task, "_limits", None) or {}
-    for column in ("text", "reasoning"):
-        if limits.get(column) and len(row.get(column) or "") >= limits[column] - 1:
+    schema = (getattr(task.llm, "structured_output", None) or {}).get("schema") or {}
+    for column, spec in schema.get("properties", {}).items():
+        limit = spec.get("maxLength")
+        if limit and len(row.get(column) or "") >= limit - 1:
             return "truncated"
     return None
 
@@ -427,7 +427,6 @@ def generate_texts(
                                                   "temperature": generator.temperature,
                                                   "repetition_penalty": generator.repetition_penalty})
                 writer = Writer(llm=llm, task_description=task, labels=labels, system_prompt=generator.system_prompt)
-            writer._limits = {"text": text_chars, "reasoning": reasoning_chars}
             for start in range(0, len(mine), batch_size):
                 batch = mine[start:start + batch_size]
                 key = f"{g}:{start}"

@@ -27,8 +27,6 @@ model when the hub can be reached, and the packaged copy otherwise::
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -93,10 +91,12 @@ def resolve_encoder(model: str | None = None, encoder: str | None = None) -> str
 def encoder_path(encoder: str) -> str:
     """A folder or hub id ``from_pretrained`` can load: the tiny encoder (built if needed), the packaged MiniLM
     (extracted if needed), or ``encoder`` itself."""
+    from smolsynth.models import build_once
+
     name = encoder.strip().lower()
     if name == TINY_ENCODER:
-        return str(_built(smolsynth_home() / "models" / f"tiny-encoder-v{TINY_ENCODER_VERSION}-seed0",
-                          build_tiny_encoder))
+        return str(build_once(smolsynth_home() / "models" / f"tiny-encoder-v{TINY_ENCODER_VERSION}-seed0",
+                              build_tiny_encoder, marker="config.json"))
     if name == EMBEDDED_ENCODER:
         archive = _embedded_zip()
         if archive is None:
@@ -108,26 +108,8 @@ def encoder_path(encoder: str) -> str:
                 zf.extractall(folder)
             return folder
 
-        return str(_built(smolsynth_home() / "models" / "all-minilm-l6-v2", extract))
+        return str(build_once(smolsynth_home() / "models" / "all-minilm-l6-v2", extract, marker="config.json"))
     return encoder
-
-
-def _built(target: Path, build) -> Path:
-    """``target``, built by ``build(folder)`` in a staging folder renamed into place (a reader never sees half of
-    it; when processes race, the first rename wins)."""
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-    try:
-        build(staging)
-        try:
-            staging.rename(target)
-        except OSError:
-            pass
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def build_tiny_encoder(path: str | Path, seed: int = 0) -> Path:

@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
 from smolsynth.settings import HOME_ENV, MODEL_ENV, smolsynth_home  # noqa: F401  (re-exported: older imports)
@@ -119,11 +119,18 @@ def _in_local_hub_cache(model_id: str) -> bool:
 def tiny_model_path(seed: int = 0) -> Path:
     """Path of the tiny offline model for ``seed``, building it first if it is not in the cache yet."""
     target = smolsynth_home() / "models" / f"tiny-v{TINY_VERSION}-seed{seed}"
-    if not (target / "model.safetensors").exists():
+    return build_once(target, lambda folder: build_tiny_model(folder, seed=seed), marker="model.safetensors")
+
+
+def build_once(target: Path, build: Callable[[Path], Any], *, marker: str) -> Path:
+    """``target``, built first by ``build(folder)`` unless ``target/marker`` exists. The build runs in a staging
+    folder beside ``target`` that is renamed into place, so a reader never sees half of it; when several processes
+    race, the first rename wins and the others keep its (identical) files."""
+    if not (target / marker).exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
         try:
-            build_tiny_model(staging, seed=seed)
+            build(staging)
             try:
                 staging.rename(target)
             except OSError:  # another process finished first: its files are identical, keep them
