@@ -23,7 +23,7 @@ row) and assigns the label instead. The re-labelling pass is distilabel's own ``
 descriptions in the prompt), with its output constrained to the label set.
 
     >>> [row["label"] for row in assign({"a": "first", "b": "second"}, 4, seed=0)]
-    ['b', 'a', 'a', 'b']
+    ['a', 'a', 'b', 'b']
 """
 
 from __future__ import annotations
