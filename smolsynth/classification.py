@@ -46,8 +46,8 @@ from smolsynth.stats import near_duplicates, normalize_text
 from smolsynth.verbosity import import_distilabel
 
 __all__ = ["CLARITIES", "DEFAULT_WRITERS", "DIFFICULTIES", "SUPPORT_CATEGORIES", "SUPPORT_LABELS", "SUPPORT_TASK",
-           "UNCLEAR", "Classifier", "ClassifierEvaluation", "LabelAgreement", "WriteLabelledText", "agreement",
-           "assign", "check_labels", "duplicates_by_generator", "evaluate_classifier", "generate_texts",
+           "UNCLEAR", "WRITTEN_CHARS", "Classifier", "ClassifierEvaluation", "LabelAgreement", "WriteLabelledText",
+           "agreement", "assign", "check_labels", "duplicates_by_generator", "evaluate_classifier", "generate_texts",
            "label_conflicts", "plot_balance", "real_messages", "relabel", "resolve_conflicts", "split",
            "train_classifier"]
 
@@ -174,11 +174,34 @@ Write the message, in the first person, {clarity} and short.{difficulty}
 Answer in JSON: first "reasoning": one sentence on why the message is about {label}, then "text": the message."""
 
 
+WRITTEN_CHARS = r'[^\[\]{}<>*_"\\\x00-\x1f]'
+"""The characters a written field may hold: no brackets, braces, angle brackets, ``*``, ``_``, quotes, backslashes or
+control characters. Without this SmolLM2-135M writes placeholders (``[customer's benefit here]``: 2 of 15 kept texts,
+2026-12-02); a customer's message has no use for them (``#`` stays allowed: "order #1234"), and without quotes and
+backslashes a JSON string's length is its text's length."""
+
+
+def _bounded(low: int, high: int) -> Tuple[str, int]:
+    """A pattern for ``low`` to ``high`` characters of :data:`WRITTEN_CHARS`, and its actual minimum (``low`` raised
+    by at most 19 so that the maximum is exactly ``high``). xgrammar 0.2.8 ignores minLength/maxLength beside a
+    pattern, fails to compile a repetition like ``{10,200}``, and decodes an ambiguous one (``(?:c{0,20}){0,9}``) 4x
+    slower; ``c{low}(?:c{20}){0,k}c{0,19}`` has one reading for every length."""
+    low += (high - low - 19) % 20
+    return f"^{WRITTEN_CHARS}{{{low}}}(?:{WRITTEN_CHARS}{{20}}){{0,{(high - low - 19) // 20}}}{WRITTEN_CHARS}{{0,19}}$", low
+
+
 def text_schema(*, text_chars: int = TEXT_CHARS, reasoning_chars: int = REASONING_CHARS) -> Dict[str, Any]:
-    """The JSON schema every written row follows: ``reasoning`` first, then ``text``, both length-bounded."""
-    return {"type": "object",
-            "properties": {"reasoning": {"type": "string", "minLength": 10, "maxLength": reasoning_chars},
-                           "text": {"type": "string", "minLength": 12, "maxLength": text_chars}},
+    """The JSON schema every written row follows: ``reasoning`` first, then ``text``, each held by a pattern to
+    :data:`WRITTEN_CHARS` and to a length (``minLength``/``maxLength`` say which; the engine compiles the pattern).
+
+    >>> [(f["minLength"], f["maxLength"]) for f in text_schema()["properties"].values()]
+    [(21, 200), (21, 360)]
+    """
+    def field(low: int, high: int) -> Dict[str, Any]:
+        pattern, low = _bounded(low, high)
+        return {"type": "string", "minLength": low, "maxLength": high, "pattern": pattern}
+
+    return {"type": "object", "properties": {"reasoning": field(10, reasoning_chars), "text": field(12, text_chars)},
             "required": ["reasoning", "text"]}
 
 
@@ -246,9 +269,15 @@ def __getattr__(name: str) -> Any:  # WriteLabelledText subclasses distilabel's 
 
 def _text_finished(row: Row, task: Any) -> Optional[str]:
     """A text without a word is ``empty_output``; a text (or reasoning) as long as its schema allows was cut there by
-    the grammar (its ``maxLength`` in the LLM's schema, :func:`text_schema`): dropped as ``truncated``."""
+    the grammar (its ``maxLength`` in the LLM's schema, :func:`text_schema`), and one whose JSON the engine closed
+    because the token budget ran out (finish reason ``"closed"``) may be cut anywhere: both are ``truncated``."""
+    from smolsynth.gates import truncated
+    from smolsynth.runner import DISTILABEL_METADATA
+
     if not normalize_text(row.get("text") or ""):
         return "empty_output"
+    if truncated(row.get(DISTILABEL_METADATA), reasons=("closed",)):
+        return "truncated"
     schema = (getattr(task.llm, "structured_output", None) or {}).get("schema") or {}
     for column, spec in schema.get("properties", {}).items():
         limit = spec.get("maxLength")
@@ -293,7 +322,9 @@ class _Journal:
         kept: List[Row] = []
         if self.path.exists() and self.path.stat().st_size:
             with open(self.path, newline="", encoding="utf-8") as fh:
-                kept = [{**r, "id": int(r["id"])} for r in csv.DictReader(fh)]
+                # CSV has no None: an empty cell is None again (a kept row's text and reasoning are never empty)
+                kept = [{**{k: v if v != "" else None for k, v in r.items()}, "id": int(r["id"])}
+                        for r in csv.DictReader(fh)]
         dropped = [json.loads(line) for line in self.dropped_path.read_text(encoding="utf-8").splitlines()
                    if line.strip()] if self.dropped_path.exists() else []
         return kept, dropped
@@ -346,6 +377,7 @@ def generate_texts(
     progress: bool = True,
     cache: bool = True,
     cache_dir: Optional[str] = None,
+    allow_truncated: bool = False,
 ) -> Result:
     """Write ``n`` labelled texts: :func:`assign` the rows, then each generator (in turn, row ``i`` to generator
     ``i % len(generators)``) writes its rows with :class:`WriteLabelledText`, JSON-constrained.
@@ -369,6 +401,8 @@ def generate_texts(
             limit was cut there and is dropped as ``truncated``.
         seed: the assignment's seed and the sampling seed.
         batch_size: rows per batch (per model call, and per append to ``path``).
+        allow_truncated: keep rows dropped as ``truncated`` (cut off by a length limit or the token budget). Never
+            for data: the tiny random model's texts never end by themselves, so only its plumbing runs need it.
 
     Returns:
         A :class:`~smolsynth.rows.Result` whose rows have ``id``, ``label``, ``category``, ``type``,
@@ -386,8 +420,8 @@ def generate_texts(
     check_text("task", task)
     check_number("max_new_tokens", max_new_tokens, minimum=16, integer=True)
     check_number("batch_size", batch_size, minimum=1, integer=True)
-    check_number("text_chars", text_chars, minimum=20, integer=True)
-    check_number("reasoning_chars", reasoning_chars, minimum=20, integer=True)
+    check_number("text_chars", text_chars, minimum=60, integer=True)
+    check_number("reasoning_chars", reasoning_chars, minimum=60, integer=True)
     if isinstance(generators, Generator) or not generators or not all(isinstance(g, Generator) for g in generators):
         raise ValueError("generators= should be a non-empty list of smolsynth.preferences.Generator, e.g. "
                          "[Generator(temperature=1.0, name='hot'), Generator(model='Qwen/Qwen2.5-0.5B-Instruct')].")
@@ -403,7 +437,8 @@ def generate_texts(
                          "(Generator(name=...)) so their rows can be told apart.")
     schema = text_schema(text_chars=text_chars, reasoning_chars=reasoning_chars)
     settings = dict(labels=labels, task=task, rows=rows, writers=[(vars(g), m) for g, m in writers],
-                    max_new_tokens=max_new_tokens, schema=schema, seed=seed, batch_size=batch_size)
+                    max_new_tokens=max_new_tokens, schema=schema, seed=seed, batch_size=batch_size,
+                    allow_truncated=allow_truncated)
     journal = _Journal(Path(path), fingerprint(settings)) if path is not None else None
 
     Writer = __getattr__("WriteLabelledText")
@@ -439,9 +474,11 @@ def generate_texts(
                     continue
                 result = run(writer, batch, batch_size=batch_size, progress=False, cache=cache, cache_dir=cache_dir,
                              desc=f"write ({name})")
-                new_kept = [{c: r.get(c) for c in _COLUMNS} for r in result.rows]
+                cut = [r for r in result.dropped_rows if allow_truncated and r["reason"] == "truncated"]
+                new_kept = [{c: r.get(c) for c in _COLUMNS} for r in sorted(result.rows + cut, key=lambda r: r["id"])]
                 new_dropped = [{**{c: r.get(c) for c in _COLUMNS if c in r}, "reason": r["reason"],
-                                **({"error": r["error"]} if "error" in r else {})} for r in result.dropped_rows]
+                                **({"error": r["error"]} if "error" in r else {})} for r in result.dropped_rows
+                               if not any(r is x for x in cut)]
                 if journal:
                     journal.append(key, new_kept, new_dropped)
                 kept += new_kept

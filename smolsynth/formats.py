@@ -57,7 +57,7 @@ DROP_REASONS: Dict[str, str] = {
     "unparsed_output": "the task's parser could not read the model's output (a column came back None)",
     "empty_output": "the model wrote nothing (or only whitespace)",
     "exception: <Type>": "the whole batch raised that exception (its message is in the row's 'error')",
-    "truncated": "the model ran out of tokens before it finished (no end-of-turn): a cut-off text",
+    "truncated": "the model ran out of tokens, or of the length its schema allows, before it finished: a cut-off text",
     "template_echo": "the output copies its prompt's scaffolding ('#Rewritten Response#', '[Rationale]', ...)",
     # SFT rows
     "missing_instruction": "no instruction to build a conversation from",
@@ -94,6 +94,8 @@ DROP_REASONS: Dict[str, str] = {
     "missing_ratings": "fewer than two candidates have a rating",
     "tie": "no candidate is rated strictly lower than the chosen one under the rule",
     "chosen_equals_rejected": "chosen and rejected are the same text: nothing to learn",
+    # text classification
+    "label_conflict": "the same or near-same text is also under another label (its 'conflicts_with' names the row)",
     # training
     "too_long_for_max_length": "the prompt alone fills max_length tokens (TRL would drop or empty the row)",
 }

@@ -52,15 +52,20 @@ def _finish_reasons(statistics: Any) -> Iterable[str]:
     return [r for r in reasons if isinstance(r, str)] if isinstance(reasons, (list, tuple)) else []
 
 
-def truncated(metadata: Optional[Dict[str, Any]]) -> bool:
-    """True when distilabel's row metadata (``distilabel_metadata``) says a generation of the row ran out of tokens.
+def truncated(metadata: Optional[Dict[str, Any]], *, reasons: Iterable[str] = ("length",)) -> bool:
+    """True when distilabel's row metadata (``distilabel_metadata``) says a generation of the row ran out of tokens
+    (a finish reason in ``reasons``; add ``"closed"`` to count a grammar closed early because the budget ran out,
+    see :mod:`smolsynth.llm`).
 
     >>> truncated({"statistics_text_generation_0": {"output_tokens": 8, "finish_reasons": "length"}})
     True
     >>> truncated({"statistics_magpie_0": {"finish_reasons": ["stop", "stop"]}}), truncated(None)
     (False, False)
+    >>> truncated({"statistics_x": {"finish_reasons": ["closed"]}}, reasons=("length", "closed"))
+    True
     """
     if not isinstance(metadata, dict):
         return False
-    return any(reason == "length" for key, stats in metadata.items() if key.startswith("statistics_")
+    reasons = set(reasons)
+    return any(reason in reasons for key, stats in metadata.items() if key.startswith("statistics_")
                for reason in _finish_reasons(stats))

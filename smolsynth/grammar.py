@@ -5,7 +5,7 @@
 grammar through xgrammar (one matcher per row; rows may have different grammars, or none). When a row is about to run
 out of ``max_new_tokens``, the remaining tokens are spent on the shortest way to close the structure
 (:func:`_closing_path`), so the output still parses (a string may then be cut short), and the row ends with its stop
-token. Works on CPU, with the tiny random model too.
+token; ``closed`` records which rows were (their finish reason is ``"closed"``, see :mod:`smolsynth.llm`). Works on CPU, with the tiny random model too.
 """
 
 from __future__ import annotations
@@ -98,11 +98,27 @@ class GrammarTools:
         with self._lock:
             if key not in self._compiled:
                 if spec["format"] == "json":
-                    self._compiled[key] = self.compiler.compile_json_schema(json.dumps(spec["schema"]),
-                                                                            any_whitespace=False)
+                    self._compiled[key] = self.compiler.compile_json_schema(
+                        json.dumps(_without_lengths_beside_patterns(spec["schema"])), any_whitespace=False)
                 else:
                     self._compiled[key] = self.compiler.compile_regex(spec["schema"])
             return self._compiled[key]
+
+
+def _without_lengths_beside_patterns(schema: Any) -> Any:
+    """``schema`` without the ``minLength``/``maxLength`` of strings that have a ``pattern``: xgrammar 0.2.8 ignores
+    them there and prints a warning per compile, so the pattern must hold the length itself (e.g.
+    :func:`smolsynth.classification.text_schema`); the schema keeps them for its readers.
+
+    >>> _without_lengths_beside_patterns({"properties": {"t": {"pattern": "^a{2}$", "maxLength": 2}}})
+    {'properties': {'t': {'pattern': '^a{2}$'}}}
+    """
+    if isinstance(schema, dict):
+        drop = {"minLength", "maxLength"} if "pattern" in schema else set()
+        return {k: _without_lengths_beside_patterns(v) for k, v in schema.items() if k not in drop}
+    if isinstance(schema, list):
+        return [_without_lengths_beside_patterns(v) for v in schema]
+    return schema
 
 
 def _allowed(bitmask_row: List[int], token_id: int) -> bool:
@@ -172,6 +188,7 @@ class GrammarLogitsProcessor:
                     self.ban[i, tools.control] = True
         self.active = [m is not None for m in self.matchers]
         self.forced: List[List[int]] = [[] for _ in grammars]
+        self.closed = [False] * len(grammars)  # rows whose structure was closed because the budget ran out
         self.next_check = [max_new_tokens] * len(grammars)
         self.prompt_length = prompt_length
         self.max_new_tokens = max_new_tokens
@@ -198,6 +215,7 @@ class GrammarLogitsProcessor:
                 path = _closing_path(self.tools, matcher, limit=remaining, json_mode=self.json_rows[i])
                 if path is not None and len(path) + 2 >= remaining:
                     self.forced[i] = path
+                    self.closed[i] = True
                 elif path is not None:
                     self.next_check[i] = (remaining + len(path)) // 2 + 1
                 else:

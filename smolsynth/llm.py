@@ -25,7 +25,9 @@ What it does, and where the pieces live:
   :meth:`LocalLLM.seeded`; otherwise a constant) and the content of the bucket, so the same inputs give the same
   outputs, in any process, in any order of calls.
 * **Finish reasons** (here). ``statistics["finish_reasons"]`` says, per generation, ``"stop"`` (it ended by itself:
-  EOS, a stop string, or a completed grammar) or ``"length"`` (it ran out of ``max_new_tokens``).
+  EOS, a stop string, or a completed grammar), ``"length"`` (it ran out of ``max_new_tokens``) or ``"closed"`` (a
+  grammar's structure was closed because the budget was running out: it parses, but a string in it may be cut short;
+  the judge accepts that, :mod:`smolsynth.classification` drops such a row as ``truncated``).
 * **Magpie** (:mod:`smolsynth.templates`). The pre-query prompt is derived from the tokenizer's own chat template
   (:func:`~smolsynth.templates.magpie_prompt`); an explicit ``magpie_pre_query_template`` is honoured too.
 * **Constrained decoding** (:mod:`smolsynth.grammar`). ``structured_output={"format": "json", "schema": {...}}`` or
@@ -317,7 +319,8 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
         Returns:
             One ``{"generations": [...], "statistics": {"input_tokens": [...], "output_tokens": [...],
             "finish_reasons": [...]}}`` per input; a finish reason is ``"stop"`` (EOS, a stop string, or a
-            completed grammar) or ``"length"`` (``max_new_tokens`` ran out).
+            completed grammar), ``"length"`` (``max_new_tokens`` ran out) or ``"closed"`` (the grammar was closed
+            early because the budget was running out).
         """
         if num_generations < 1:
             raise ValueError(f"num_generations={num_generations} must be >= 1.")
@@ -418,9 +421,12 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
                 if not settings["ignore_eos"]:  # a grammar decides when output ends (a model's config may not)
                     extra["min_new_tokens"] = 0
                 grammars = [loaded.grammar.compile(s.spec) if s.spec is not None else None for s in chunk]
-                extra["logits_processor"] = [GrammarLogitsProcessor(
+                grammar_steps = GrammarLogitsProcessor(
                     loaded.grammar, grammars, prompt_length=width, max_new_tokens=settings["max_new_tokens"],
-                    formats=[s.spec["format"] if s.spec is not None else None for s in chunk])]
+                    formats=[s.spec["format"] if s.spec is not None else None for s in chunk])
+                extra["logits_processor"] = [grammar_steps]
+            else:
+                grammar_steps = None
             with loaded.lock, torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
                 torch.manual_seed(self._chunk_seed(salt, chunk))
                 out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
@@ -438,6 +444,8 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
                 # a grammar ends with its stop token (EOS), so a completed grammar counts as an EOS here
                 ended = end is not None or by_stop_string or cut or len(kept) < settings["max_new_tokens"]
                 s.finish_reason = "stop" if ended else "length"
+                if grammar_steps is not None and grammar_steps.closed[row]:
+                    s.finish_reason = "closed"  # it parses, but a string in it may have been cut short
 
     @staticmethod
     def _cut_at_stop(text: str, settings: Dict[str, Any]) -> "tuple[str, bool]":

@@ -5,6 +5,7 @@ training and evaluation, and the hand-written evaluation set."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,16 +95,27 @@ def test_a_killed_generation_resumes_to_the_same_file(tmp_path: Path, engine_hom
     assert dropped.read_bytes() == whole.with_name(whole.name + ".dropped.jsonl").read_bytes()
     result = c.generate_texts(n=24, batch_size=4, path=killed, max_new_tokens=40, progress=False, cache=False)
     assert result.report.cached_rows == 24 and len(result.rows) + len(result.dropped_rows) == 24
+    fresh = c.generate_texts(n=24, batch_size=4, max_new_tokens=40, progress=False, cache=False)  # no file at all
+    assert (result.rows, result.dropped_rows) == (fresh.rows, fresh.dropped_rows)  # what is read back is what was made
     with pytest.raises(ValueError, match="holds a run with other settings"):
         c.generate_texts(n=24, batch_size=4, path=killed, max_new_tokens=40, seed=1, progress=False)
 
 
 def test_generate_relabel_train_and_evaluate_on_the_tiny_model(tmp_path: Path, engine_home: Path) -> None:
-    texts = c.generate_texts(n=12, max_new_tokens=160, progress=False)
-    assert texts.report.rows_in == 12 == len(texts.rows) + len(texts.dropped_rows)
-    assert texts.rows, texts.report
+    # the tiny model's texts rarely end by themselves: the cut-off ones are dropped, unless allow_truncated
+    strict = c.generate_texts(n=16, max_new_tokens=160, progress=False)
+    texts = c.generate_texts(n=16, max_new_tokens=160, progress=False, allow_truncated=True)
+    cut = strict.report.dropped.get("truncated", 0)
+    assert cut and texts.report.rows_in == 16 == len(texts.rows) + len(texts.dropped_rows)
+    assert len(texts.rows) == len(strict.rows) + cut and "truncated" not in texts.report.dropped
+    fields = c.text_schema()["properties"]
     for row in texts.rows:
         assert row["label"] in c.SUPPORT_LABELS and row["text"].strip() and row["reasoning"].strip()
+        for column, field in fields.items():  # the grammar held: characters and length (less the U+FFFD that
+            value = row[column].replace("\ufffd", "")  # stand for a multi-byte character the random model cut)
+            assert re.fullmatch(field["pattern"], value) and len(value) <= field["maxLength"], (column, value)
+    for row in strict.rows:  # what is kept without allow_truncated ended by itself, before the length limit
+        assert all(len(row[column]) < field["maxLength"] - 1 for column, field in fields.items())
     assert {r["generator"] for r in texts.rows + texts.dropped_rows} == {
         "smolsynth/tiny (T=1.0)", "smolsynth/tiny (T=0.7)"}
 

@@ -115,7 +115,10 @@ def test_bad_structured_output_is_refused_at_construction(tiny_path):
 
 
 def test_a_grammar_within_a_budget_below_the_tiny_models_floor_still_runs(engine_home, tiny_llm_factory):
-    """The tiny model asks for 4 new tokens at least; a grammar row with a 3-token budget overrides that floor once."""
+    """The tiny model asks for 4 new tokens at least; a grammar row with a 3-token budget overrides that floor once.
+    The budget is too small to leave the choice to the model: the engine closes the grammar itself, and says so."""
     llm = tiny_llm_factory(structured_output={"format": "regex", "schema": "(yes|no)"})
     out = llm.generate([[{"role": "user", "content": "Hi?"}]], max_new_tokens=3, temperature=0.0)
-    assert out[0]["generations"][0] in {"yes", "no"} and out[0]["statistics"]["finish_reasons"] == ["stop"]
+    assert out[0]["generations"][0] in {"yes", "no"} and out[0]["statistics"]["finish_reasons"] == ["closed"]
+    roomy = llm.generate([[{"role": "user", "content": "Hi?"}]], max_new_tokens=12, temperature=0.0)
+    assert roomy[0]["statistics"]["finish_reasons"] == ["stop"]  # the model ended the grammar by itself

@@ -1,6 +1,6 @@
 """The real-model lane, notebooks: solution notebook 02 in strict fast mode on the embedded SmolLM2-135M, and checks
 on the data it saves. ``make real-notebooks`` runs every solution notebook this way (notebook 01 alone ~14 minutes on
-2 cores, which is why CI runs only this one)."""
+2 cores, which is why CI runs only this one and notebook 05, tests/test_real_classification.py)."""
 
 from __future__ import annotations
 

@@ -206,7 +206,7 @@ class OwnTask(Exercise):
         outside = sorted({r["label"] for r in my_test} - set(labels))
         expect(not outside, f"`my_test` has labels {outside} that are not in `my_own_labels`.")
         expect(len({r["label"] for r in my_test}) >= 2, "`my_test` uses one label only: a test needs at least two.")
-        generated = {normalize_text(r["text"]) for r in rows + rows_of(my_train.dropped_rows)}
+        generated = {normalize_text(r["text"]) for r in rows + rows_of(my_train.dropped_rows) if r.get("text")}
         copied = [r["text"] for r in my_test if normalize_text(r["text"]) in generated]
         expect(not copied, f"{len(copied)} text(s) of `my_test` come from `my_train`: the test is texts you write "
                            "yourself, which the model never generated.")
