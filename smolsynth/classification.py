@@ -186,8 +186,9 @@ def _bounded(low: int, high: int) -> Tuple[str, int]:
     by at most 19 so that the maximum is exactly ``high``). xgrammar 0.2.8 ignores minLength/maxLength beside a
     pattern, fails to compile a repetition like ``{10,200}``, and decodes an ambiguous one (``(?:c{0,20}){0,9}``) 4x
     slower; ``c{low}(?:c{20}){0,k}c{0,19}`` has one reading for every length."""
+    c = WRITTEN_CHARS
     low += (high - low - 19) % 20
-    return f"^{WRITTEN_CHARS}{{{low}}}(?:{WRITTEN_CHARS}{{20}}){{0,{(high - low - 19) // 20}}}{WRITTEN_CHARS}{{0,19}}$", low
+    return f"^{c}{{{low}}}(?:{c}{{20}}){{0,{(high - low - 19) // 20}}}{c}{{0,19}}$", low
 
 
 def text_schema(*, text_chars: int = TEXT_CHARS, reasoning_chars: int = REASONING_CHARS) -> Dict[str, Any]:
@@ -477,8 +478,8 @@ def generate_texts(
                 cut = [r for r in result.dropped_rows if allow_truncated and r["reason"] == "truncated"]
                 new_kept = [{c: r.get(c) for c in _COLUMNS} for r in sorted(result.rows + cut, key=lambda r: r["id"])]
                 new_dropped = [{**{c: r.get(c) for c in _COLUMNS if c in r}, "reason": r["reason"],
-                                **({"error": r["error"]} if "error" in r else {})} for r in result.dropped_rows
-                               if not any(r is x for x in cut)]
+                                **({"error": r["error"]} if "error" in r else {})}
+                               for r in result.dropped_rows if r not in cut]
                 if journal:
                     journal.append(key, new_kept, new_dropped)
                 kept += new_kept

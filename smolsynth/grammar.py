@@ -5,7 +5,8 @@
 grammar through xgrammar (one matcher per row; rows may have different grammars, or none). When a row is about to run
 out of ``max_new_tokens``, the remaining tokens are spent on the shortest way to close the structure
 (:func:`_closing_path`), so the output still parses (a string may then be cut short), and the row ends with its stop
-token; ``closed`` records which rows were (their finish reason is ``"closed"``, see :mod:`smolsynth.llm`). Works on CPU, with the tiny random model too.
+token; ``closed`` records which rows were (their finish reason is then ``"closed"``, see :mod:`smolsynth.llm`).
+Works on CPU, with the tiny random model too.
 """
 
 from __future__ import annotations
