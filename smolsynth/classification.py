@@ -13,7 +13,7 @@ The method, in the order the functions run::
             ├─► relabel(...) / agreement(...)  a second pass labels every text, constrained to the label set:
             │                                  agreement rate and confusion matrix
             └─► split(...) ─► train_classifier(...) ─► evaluate_classifier(...) on the synthetic test split and
-                                 on real, hand-written messages (real_messages()): the gap is the lesson
+                                 on 80 messages written apart from the generator (real_messages()): the gap is the lesson
 
 Why not distilabel's ``GenerateTextClassificationData`` (from "Improving Text Embeddings with Large Language Models",
 Wang et al. 2024)? It asks the model to invent an example *and choose its label* from a task description: the
@@ -726,9 +726,11 @@ def plot_balance(data: Any, *, title: str = "rows per label"):
 
 # ------------------------------------------------------------------------------------------ training and testing
 def real_messages() -> List[Row]:
-    """80 customer-service messages written by hand for this course (20 per label of :data:`SUPPORT_LABELS`; typos,
-    curt and chatty ones, order numbers), never generated: the test of whether synthetic training data transfers to
-    the texts a classifier meets. Rows have ``text`` and ``label``."""
+    """80 customer-service messages (20 per label of :data:`SUPPORT_LABELS`; typos, curt and chatty ones, order
+    numbers), the stand-in for the texts a classifier meets: the test of whether synthetic training data transfers.
+    Plainly: they were written one by one for this course by an AI assistant, not collected from people and not made
+    by smolsynth's generator; replace them with real messages (``text``, ``label``) when you have some. Rows have
+    ``text`` and ``label``."""
     with open(_DATA / "support_messages.csv", newline="", encoding="utf-8") as fh:
         return [{"text": r["text"], "label": r["label"]} for r in csv.DictReader(fh)]
 
