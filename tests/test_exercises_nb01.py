@@ -39,8 +39,12 @@ def made(tiny_path) -> dict[str, Any]:
     si_with_similar = dataclasses.replace(si, dropped_rows=similar.dropped_rows,
                                           report=dataclasses.replace(si.report, rows_in=si.report.rows_out + 1,
                                                                      dropped={"too_similar": 1}))
+    lost = [{**r, "reason": "truncated"} for r in mag.rows]  # the same run with every row dropped
+    none_survived = dataclasses.replace(mag, rows=[], dropped_rows=mag.dropped_rows + lost, report=dataclasses.replace(
+        mag.report, rows_out=0, dropped={**mag.report.dropped, "truncated": mag.report.dropped.get("truncated", 0)
+                                         + len(lost)}))
     return {
-        "magpie": mag, "sft": to_sft(mag.dataset),
+        "magpie": mag, "sft": to_sft(mag.dataset), "none_survived": none_survived,
         "instructions_only": magpie(3, only_instruction=True, **FAST),
         "si": si, "si_similar": si_with_similar,
         "too_similar": similar.dropped,
@@ -66,6 +70,8 @@ CASES: dict[str, dict[str, Any]] = {
                                         "my_sft": m["sft"].dataset.select(range(len(m["sft"].dataset) - 1))},
                              "every row once"),
             "other data": (lambda m: {"my_magpie": m["magpie"], "my_sft": m["evo_sft"]}, "not in `my_magpie`"),
+            "nothing survived": (lambda m: {"my_magpie": m["none_survived"], "my_sft": m["to_sft"]([])},
+                                 "no conversation"),
         },
         "not_attempted": [lambda m: {"my_magpie": ____, "my_sft": ____},
                           lambda m: {"my_magpie": m["magpie"], "my_sft": ____}],
@@ -85,6 +91,9 @@ CASES: dict[str, dict[str, Any]] = {
                                         "my_too_similar": []}, "self_instruct(...)"),
             "missed the removed rows": (lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si_similar"],
                                                    "my_too_similar": []}, "removed as too similar"),
+            "made-up rows of the right count": (lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si_similar"],
+                                                           "my_too_similar": [{"reason": "too_similar"}]},
+                                                "not the rows"),
         },
         "not_attempted": [lambda m: {"my_seeds": ____, "my_self_instruct": ____, "my_too_similar": ____},
                           lambda m: {"my_seeds": SEEDS, "my_self_instruct": m["si"], "my_too_similar": ____}],

@@ -47,7 +47,16 @@ def _q2(m, **kw):
 
 
 def _q3(m, **kw):
-    return {"my_bias": m["bias"], "my_rule": "best-vs-random-lower", "my_final_pairs": m["pairs"], **kw}
+    """The learner's answer: the rule the flip rate calls for, and pairs made with it."""
+    noisy = m["bias"].flip_rate > nb02.HIGH_FLIP_RATE
+    return {"my_bias": m["bias"], "my_rule": "best-vs-worst" if noisy else "best-vs-random-lower",
+            "my_final_pairs": m["worst"] if noisy else m["pairs"], **kw}
+
+
+def _all_flipped(bias):
+    """``bias`` as if every compared row had flipped (the tiny judge's own rate may be anything)."""
+    assert bias.compared, "the shared run compared no rows: judge a larger sample"
+    return dataclasses.replace(bias, changed=bias.compared, flip_rate=1.0)
 
 
 CASES: dict[str, dict[str, Any]] = {
@@ -90,7 +99,14 @@ CASES: dict[str, dict[str, Any]] = {
             "not a bias check": (lambda m: _q3(m, my_bias=0.3), "position_bias(...)"),
             "too small a sample": (lambda m: _q3(m, my_bias=dataclasses.replace(
                 m["bias"], report=dataclasses.replace(m["bias"].report, rows_in=2))), "at least 3"),
-            "pairs with another rule": (lambda m: _q3(m, my_rule="best-vs-worst"), "not with your choice"),
+            "pairs with another rule": (lambda m: _q3(m, my_bias=_all_flipped(m["bias"]), my_rule="best-vs-worst",
+                                                      my_final_pairs=m["pairs"]), "not with your choice"),
+            "ignores a high flip rate": (lambda m: _q3(m, my_bias=_all_flipped(m["bias"]),
+                                                       my_rule="best-vs-random-lower", my_final_pairs=m["pairs"]),
+                                         "far apart in rating"),
+            "a made-up flip rate": (lambda m: _q3(m, my_bias=dataclasses.replace(m["bias"], flip_rate=0.0,
+                                                                                 changed=m["bias"].compared)),
+                                    "does not add up"),
             "a bare dataset": (lambda m: _q3(m, my_final_pairs=m["pairs"].dataset), "not a bare dataset"),
         },
         "not_attempted": [lambda m: {"my_bias": ____, "my_rule": ____, "my_final_pairs": ____},

@@ -42,13 +42,13 @@ RESPONSE_TEMPERATURE = 0.0  # 0 = greedy, as the papers answer; 0.2-0.3 varies a
 SELF_INSTRUCT_ROUNDS = 2  # Self-Instruct bootstrap rounds
 PROMPTS_PER_ROUND = 8  # Self-Instruct prompts per round (each asks for several new instructions)
 EVOL_ROUNDS = 2  # Evol-Instruct rounds (the paper runs 4)
-N_EXERCISE = 5  # rows the exercises ask for
+N_EXERCISE = 8  # rows the exercises ask for (SmolLM2-135M finishes about a third of its Magpie rows)
 
 # %%
 from smolsynth import course
 
-course.fast_mode(globals(), N_MAGPIE=6, SELF_INSTRUCT_ROUNDS=2, PROMPTS_PER_ROUND=3, EVOL_ROUNDS=1, N_EXERCISE=3,
-                 tiny_model=dict(MAX_NEW_TOKENS=24, RESPONSE_TEMPERATURE=0.7))
+course.fast_mode(globals(), N_MAGPIE=6, SELF_INSTRUCT_ROUNDS=2, PROMPTS_PER_ROUND=3, EVOL_ROUNDS=1, N_EXERCISE=6,
+                 tiny_model=dict(MAX_NEW_TOKENS=24, RESPONSE_TEMPERATURE=0.7, N_EXERCISE=3))
 
 # %%
 import smolsynth
@@ -247,14 +247,16 @@ from smolsynth.exercises import ____, nb01 as ex
 # ### Exercise 1 🐢 Magpie instructions, ready for SFT
 #
 # Generate at least `N_EXERCISE` rows with `magpie` (instructions *and* responses) into `my_magpie`, then convert
-# them to an SFT dataset with `to_sft` into `my_sft`.
+# them to an SFT dataset with `to_sft` into `my_sft`. At least one conversation must come out: if none does, read
+# the reports to see what dropped them (a small model's answers often run out of tokens), and change what you ask.
 
 # %% exercise="q1" tags=["starter"]
 my_magpie = ____  # magpie(...) with at least N_EXERCISE rows
 my_sft = ____  # to_sft(...) of my_magpie's dataset
 
 # %% exercise="q1" tags=["solution"]
-my_magpie = magpie(N_EXERCISE, model=model_id, system_prompt="You are a helpful gardening expert.",
+my_magpie = magpie(N_EXERCISE, model=model_id,
+                   system_prompt="You are a helpful gardening expert. Answer in at most three short sentences.",
                    max_new_tokens=MAX_NEW_TOKENS, response_temperature=RESPONSE_TEMPERATURE)
 my_sft = to_sft(my_magpie.dataset)
 my_sft.dataset[0]["messages"] if len(my_sft.dataset) else my_sft.report

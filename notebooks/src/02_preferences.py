@@ -302,8 +302,9 @@ my_mean_by_source
 #
 # Take judged rows of your own (your instructions through `pool_responses` and `judge`, or `judged` from above),
 # run `position_bias` on them into `my_bias`, and decide which rule suits a judge that flips that often: put its
-# name in `my_rule` and make your final pairs with it, into `my_final_pairs`. A rule of thumb: when the flip rate is
-# high, prefer `best-vs-worst`, which only pairs answers far apart in rating.
+# name in `my_rule` and make your final pairs with it, into `my_final_pairs`. A rule of thumb, which the check holds
+# you to: when the flip rate is above 30%, use `best-vs-worst`, which only pairs answers far apart in rating;
+# below it, any rule can be defended.
 
 # %% exercise="q3" tags=["starter"]
 my_bias = ____  # position_bias(<your judged rows>, sample=...)
@@ -312,7 +313,7 @@ my_final_pairs = ____  # binarize(<your judged rows>, rule=my_rule)
 
 # %% exercise="q3" tags=["solution"]
 my_bias = position_bias(judged.dataset, sample=BIAS_SAMPLE, max_rationale_chars=RATIONALE_CHARS, seed=SEED)
-my_rule = "best-vs-worst" if my_bias.flip_rate > 0.3 else "best-vs-random-lower"
+my_rule = "best-vs-worst" if my_bias.flip_rate > ex.HIGH_FLIP_RATE else "best-vs-random-lower"
 my_final_pairs = binarize(judged.dataset, rule=my_rule, seed=SEED)
 print(my_bias)
 print(my_final_pairs.report)

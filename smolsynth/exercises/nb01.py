@@ -86,6 +86,9 @@ class MagpieToSft(Exercise):
         expect(set(users) <= instructions,
                "`my_sft` holds instructions that are not in `my_magpie`: convert `my_magpie` itself.")
         dropped = dropped_count(my_sft)
+        expect(len(rows) > 0, f"`my_sft` has no conversation: none of the {result.report.rows_in} rows of `my_magpie` "
+                              "became one. Look at `my_magpie.report` and `my_sft.report` to see why they were "
+                              "dropped, then ask for more rows.")
         expect(len(rows) + dropped == len(result.rows),
                f"`my_sft` has {len(rows)} rows (+{dropped} dropped) but `my_magpie` kept {len(result.rows)}: "
                "convert every row once.")
@@ -133,6 +136,9 @@ class SelfInstructFromSeeds(Exercise):
         expect(len(removed) == len(expected),
                f"`my_too_similar` has {len(removed)} rows, but the report counts {len(expected)} removed as "
                "too similar: take all of them from `my_self_instruct.dropped_rows`.")
+        expect(sorted(str(r.get("instruction")) for r in removed) == sorted(str(r["instruction"]) for r in expected),
+               "`my_too_similar` has the right number of rows, but not the rows `my_self_instruct` dropped (their "
+               "instructions differ): take them from `my_self_instruct.dropped_rows`, as they are.")
         return (f"{len(kept)} new instructions kept; the ROUGE-L filter removed {len(expected)} "
                 "(each with the instruction it was too close to, in `most_similar`).")
 

@@ -150,6 +150,10 @@ class EvolvedCandidates(Exercise):
         return f"Mean rating by source: {summary}. Do the rewrites earn better ratings than the pooled answers?"
 
 
+HIGH_FLIP_RATE = 0.3
+"""Above this flip rate, exercise 3 asks for ``best-vs-worst`` (the notebook's rule of thumb)."""
+
+
 class PositionBiasAndRule(Exercise):
     notebook = NOTEBOOK
     name = "q3"
@@ -174,8 +178,13 @@ class PositionBiasAndRule(Exercise):
         expect(my_bias.report.rows_in >= 3,
                f"`my_bias` judged {my_bias.report.rows_in} row(s) again; use a sample of at least 3 rows so the flip "
                "rate means something.")
-        expect(my_bias.compared + my_bias.ties == len(my_bias.rows) and 0.0 <= my_bias.flip_rate <= 1.0,
+        expect(my_bias.compared + my_bias.ties == len(my_bias.rows) and 0.0 <= my_bias.flip_rate <= 1.0
+               and math.isclose(my_bias.flip_rate, my_bias.changed / my_bias.compared if my_bias.compared else 0.0),
                "`my_bias` does not add up: make it with `position_bias(...)` and leave it as it is.")
+        expect(my_bias.flip_rate <= HIGH_FLIP_RATE or my_rule == "best-vs-worst",
+               f"`my_bias` says the judge changed its mind on {my_bias.flip_rate:.0%} of the rows, more than "
+               f"{HIGH_FLIP_RATE:.0%}: its close ratings are noise. Which rule only pairs answers far apart in "
+               "rating?")
         pairs = dataset_of(my_final_pairs, "my_final_pairs", "binarize(...)")
         _check_pairs(pairs, "my_final_pairs")
         rule = _rule_of(my_final_pairs, "my_final_pairs")
