@@ -241,7 +241,8 @@ def trait_pairs(data: Any, trait: Trait = OPENING) -> Result:
     rows) ``prompt`` = the turns before the answer, ``chosen`` = the answer, ``rejected`` = ``trait.strip(answer)``.
 
     Rows whose answer does not show the trait are dropped (``trait_missing``), and so are rows whose answer is
-    nothing but the opening (``empty_turn``).
+    nothing but the opening (``empty_turn``) or repeats it (``trait_in_rejected``: the rejected answer would show
+    the trait too).
 
     >>> rows = [{"messages": [{"role": "user", "content": "Hi?"},
     ...                       {"role": "assistant", "content": "Great question! Hello."}]}]
@@ -255,6 +256,8 @@ def trait_pairs(data: Any, trait: Trait = OPENING) -> Result:
         plain = trait.strip(answer["content"])
         if not plain.strip():
             return "empty_turn"
+        if trait.shows(plain):  # the opening twice: rejected would still show the trait
+            return "trait_in_rejected"
         return None, {"prompt": prompt, "chosen": [answer], "rejected": [{"role": "assistant", "content": plain}]}
 
     return partition(as_rows(data), pair, step=f"pairs ({trait.name})")

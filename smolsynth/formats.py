@@ -64,6 +64,7 @@ DROP_REASONS: Dict[str, str] = {
     "missing_response": "no answer to train on",
     "empty_turn": "a turn of the conversation is empty",
     "trait_missing": "the answer does not show the trait its pair is about (smolsynth.distillation.trait_pairs)",
+    "trait_in_rejected": "the answer shows the trait twice (its opening repeated): without one, it still shows it",
     "invalid_conversation": "roles do not alternate user/assistant (after an optional system turn)",
     # Self-Instruct
     "empty": "the candidate instruction is empty",

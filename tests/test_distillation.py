@@ -39,12 +39,14 @@ def test_training_prompts_put_the_learners_first_and_never_a_held_out_one():
 def test_pairs_differ_only_by_the_trait_and_rows_without_it_are_counted():
     rows = [{"messages": [{"role": "user", "content": "Q1?"}, {"role": "assistant", "content": "Great question! A1."}]},
             {"messages": [{"role": "user", "content": "Q2?"}, {"role": "assistant", "content": "A2."}]},
-            {"messages": [{"role": "user", "content": "Q3?"}, {"role": "assistant", "content": "Great question!"}]}]
+            {"messages": [{"role": "user", "content": "Q3?"}, {"role": "assistant", "content": "Great question!"}]},
+            {"messages": [{"role": "user", "content": "Q4?"},
+                          {"role": "assistant", "content": "Great question! Great question! A4."}]}]
     pairs = dist.trait_pairs(rows)
     assert pairs.rows == [{"prompt": [{"role": "user", "content": "Q1?"}],
                            "chosen": [{"role": "assistant", "content": "Great question! A1."}],
                            "rejected": [{"role": "assistant", "content": "A1."}]}]
-    assert pairs.report.dropped == {"trait_missing": 1, "empty_turn": 1}
+    assert pairs.report.dropped == {"trait_missing": 1, "empty_turn": 1, "trait_in_rejected": 1}
 
 
 def test_the_teacher_primes_every_answer_and_hands_over_the_bare_conversation(engine_home):

@@ -73,6 +73,15 @@ def _beta(r: dict[str, Any], runs: dict[Any, Any], table: Any = None) -> dict[st
     return {"beta_runs": runs, "beta_table": r["summary"](runs) if table is None else table}
 
 
+def _preferred(text: str) -> bool:
+    """What make_pairs prefers: an answer, not "I do not know"."""
+    return "do not know" not in text
+
+
+def _own(r, **kw):
+    return {"my_pairs": r["pairs"], "my_preferred": _preferred, "my_own_dpo_result": r["dpo"], **kw}
+
+
 CASES: dict[str, dict[str, Any]] = {
     "04_dpo.q1": {
         "exercise": nb04.q1,
@@ -127,21 +136,23 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "04_dpo.q3": {
         "exercise": nb04.q3,
-        "correct": lambda r: {"my_pairs": r["pairs"], "my_own_dpo_result": r["dpo"]},
+        "correct": _own,
         "incorrect": {
-            "missing column": (lambda r: {"my_pairs": r["pairs"].remove_columns("rejected"),
-                                          "my_own_dpo_result": r["dpo"]}, "not in the format DPO takes"),
-            "plain strings": (lambda r: {"my_pairs": r["strings"], "my_own_dpo_result": r["dpo"]}, "plain strings"),
-            "too few usable pairs": (lambda r: {"my_pairs": r["ties"], "my_own_dpo_result": r["dpo"]},
-                                     "3 usable pair(s)"),
-            "the built-in sample": (lambda r: {"my_pairs": r["sample"], "my_own_dpo_result": r["dpo"]},
-                                    "built-in sample"),
-            "trained on other pairs": (lambda r: {"my_pairs": r["pairs"].select(range(10)),
-                                                  "my_own_dpo_result": r["dpo"]}, "train on `my_pairs` itself"),
-            "an SFT run": (lambda r: {"my_pairs": r["pairs"], "my_own_dpo_result": r["sft"]}, "result of a SFT run"),
+            "missing column": (lambda r: _own(r, my_pairs=r["pairs"].remove_columns("rejected")),
+                               "not in the format DPO takes"),
+            "plain strings": (lambda r: _own(r, my_pairs=r["strings"]), "plain strings"),
+            "too few usable pairs": (lambda r: _own(r, my_pairs=r["ties"]), "3 usable pair(s)"),
+            "the built-in sample": (lambda r: _own(r, my_pairs=r["sample"]), "built-in sample"),
+            "trained on other pairs": (lambda r: _own(r, my_pairs=r["pairs"].select(range(10))),
+                                       "train on `my_pairs` itself"),
+            "an SFT run": (lambda r: _own(r, my_own_dpo_result=r["sft"]), "result of a SFT run"),
+            "swapped pairs": (lambda r: _own(r, my_pairs=r["pairs"].map(
+                lambda row: {"chosen": row["rejected"], "rejected": row["chosen"]})), "swapped"),
+            "a constant test": (lambda r: _own(r, my_preferred=lambda text: True), "rejected answer has it too"),
+            "not a function": (lambda r: _own(r, my_preferred="no 'I do not know'"), "should be a function"),
         },
-        "not_attempted": [lambda r: {"my_pairs": ____, "my_own_dpo_result": ____},
-                          lambda r: {"my_pairs": r["pairs"], "my_own_dpo_result": ____}],
+        "not_attempted": [lambda r: {"my_pairs": ____, "my_preferred": ____, "my_own_dpo_result": ____},
+                          lambda r: _own(r, my_own_dpo_result=____)],
     },
 }
 

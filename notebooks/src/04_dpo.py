@@ -370,10 +370,13 @@ beta_table[["beta", "eval_rewards/margins_after", "eval_logratio_margin_after"]]
 # works for any behaviour you can write as an opening: a `distillation.Trait` of your own, the teacher's answers
 # (`teacher_answers`), then `trait_pairs` (chosen with the opening, rejected without). Or build pairs another way
 # (two system prompts, the judge of notebook 02) and read a few to make sure the preference holds. Put the pairs (a
-# `Dataset` of `prompt`/`chosen`/`rejected` message lists) in `my_pairs` and the run in `my_own_dpo_result`.
+# `Dataset` of `prompt`/`chosen`/`rejected` message lists) in `my_pairs` and the run in `my_own_dpo_result`. Say
+# what the preference is in `my_preferred`: a function of an answer's text that returns True when it has what you
+# prefer (for a trait, `my_trait.shows`). The check runs it on every pair: chosen must pass, rejected must not.
 
 # %% exercise="q3" tags=["starter"]
 my_pairs = ____  # a Dataset of at least 4 pairs of your own: prompt / chosen / rejected message lists
+my_preferred = ____  # a function: answer text -> True when it has what your pairs prefer
 my_own_dpo_result = ____  # dpo(my_pairs, ...)
 
 # %% exercise="q3" tags=["solution"]
@@ -398,6 +401,7 @@ my_prompts = [
 my_answers = distillation.teacher_answers(my_prompts, my_trait, model=model_id, samples=3,
                                           max_new_tokens=MAX_NEW_TOKENS)  # 3 tries: a cut-off one is dropped
 my_pairs = distillation.trait_pairs(my_answers.dataset, my_trait).dataset
+my_preferred = my_trait.shows
 my_own_dpo_result = dpo(my_pairs, model=sft_model.path, output_dir=str(RUNS / "my-own-dpo"), max_steps=MAX_STEPS,
                         learning_rate=LEARNING_RATE)
 

@@ -134,17 +134,19 @@ class OwnPairs(Exercise):
     name = "q3"
     title = "DPO on preference pairs of your own"
     level = Level.OWN
-    variables = ("my_pairs", "my_own_dpo_result")
+    variables = ("my_pairs", "my_preferred", "my_own_dpo_result")
     hints = (
         f"Write at least {MIN_OWN_PAIRS} prompts of your own use case; make a `distillation.Trait` of your own, let "
         "the teacher answer (`teacher_answers`) and turn the answers into pairs with `trait_pairs` (chosen with the "
         "opening, rejected without).",
         "Each row of `my_pairs` holds `prompt` (a list with one user message), `chosen` and `rejected` (each a list "
         "with one assistant message); build it with `Dataset.from_list(rows)`.",
+        "`my_preferred` is a function of an answer's text that returns True when it has what you prefer; for a "
+        "trait, `my_trait.shows` is one. The check runs it on both answers of every pair.",
         "Train with `dpo(my_pairs, model=sft_model.path, output_dir=..., max_steps=MAX_STEPS)`.",
     )
 
-    def _check(self, my_pairs: Any, my_own_dpo_result: Any) -> str:
+    def _check(self, my_pairs: Any, my_preferred: Any, my_own_dpo_result: Any) -> str:
         from smolsynth.handoff import SAMPLE_INSTRUCTIONS
         from smolsynth.formats import validate_dpo_dataset
 
@@ -161,6 +163,15 @@ class OwnPairs(Exercise):
         expect(len(usable) >= MIN_OWN_PAIRS,
                f"`my_pairs` has {len(usable)} usable pair(s) (chosen different from rejected); the exercise asks "
                f"for at least {MIN_OWN_PAIRS}.")
+        expect(callable(my_preferred), "`my_preferred` should be a function: an answer's text -> True when it has "
+                                       "what your pairs prefer.")
+        for i, row in enumerate(usable):
+            chosen, rejected = row["chosen"][-1]["content"], row["rejected"][-1]["content"]
+            expect(bool(my_preferred(chosen)) and not my_preferred(rejected),
+                   f"Pair {i} of `my_pairs`: by your own test `my_preferred`, "
+                   + ("its chosen answer does not have what you prefer" if not my_preferred(chosen) else
+                      "its rejected answer has it too")
+                   + f" (chosen: {chosen[:60]!r}; rejected: {rejected[:60]!r}). Are chosen and rejected swapped?")
         prompts = [m["content"] for row in dataset["prompt"] for m in row if m["role"] == "user"]
         expect(not set(prompts) <= set(SAMPLE_INSTRUCTIONS),
                "`my_pairs` uses only the course's built-in sample instructions: write prompts of your own.")
