@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from exercise_harness import exercise_tests
 
 from smolsynth.exercises import ____, nb01
+from smolsynth.instructions import rouge_l
 
 NOTEBOOK = "01_instructions"
 SEEDS = [
@@ -116,7 +118,38 @@ CASES: dict[str, dict[str, Any]] = {
         "not_attempted": [lambda m: {"my_evol_seeds": ____, "my_evolved": ____, "my_evol_sft": ____},
                           lambda m: {"my_evol_seeds": EVOL_SEEDS, "my_evolved": m["evo"], "my_evol_sft": ____}],
     },
+    "01_instructions.q4": {
+        "exercise": nb01.q4,
+        "correct": lambda m: {"my_novelty_filter": _novelty_filter},
+        "incorrect": {
+            "not a function": (lambda m: {"my_novelty_filter": [SEEDS[0]]}, "should be a function"),
+            "keeps everything": (lambda m: {"my_novelty_filter": lambda c, p, threshold=0.7: list(c)},
+                                 "Case 2"),
+            "keeps nothing": (lambda m: {"my_novelty_filter": lambda c, p, threshold=0.7: []}, "Case 2"),
+            "the pool does not grow": (lambda m: {"my_novelty_filter": lambda c, p, threshold=0.7: [
+                t for t in c if all(rouge_l(r, t) <= threshold for r in p)]}, "Case 3"),
+            "0.7 counted as too similar": (lambda m: {"my_novelty_filter": functools.partial(
+                _novelty_filter, keep=lambda score, threshold: score < threshold)}, "Case 4"),
+            "threshold ignored": (lambda m: {"my_novelty_filter": lambda c, p, threshold=0.7: _novelty_filter(c, p)},
+                                  "Case 5"),
+            "only the last reference": (lambda m: {"my_novelty_filter": functools.partial(_novelty_filter,
+                                                                                      last_only=True)}, "Case 6"),
+            "returns a set": (lambda m: {"my_novelty_filter": lambda c, p, threshold=0.7: set(c)}, "list of kept"),
+            "raises": (lambda m: {"my_novelty_filter": lambda c, p, threshold=0.7: c[0]}, "IndexError"),
+        },
+        "not_attempted": [lambda m: {"my_novelty_filter": ____}, lambda m: {}],
+    },
 }
+
+
+def _novelty_filter(candidates, pool, threshold=0.7, keep=lambda score, threshold: score <= threshold,
+                    last_only=False):
+    references, kept = list(pool), []
+    for text in candidates:
+        if all(keep(rouge_l(r, text), threshold) for r in (references[-1:] if last_only else references)):
+            kept.append(text)
+            references.append(text)
+    return kept
 
 
 (test_every_exercise_has_test_cases, test_correct_answer_passes,

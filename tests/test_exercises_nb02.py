@@ -112,7 +112,40 @@ CASES: dict[str, dict[str, Any]] = {
         "not_attempted": [lambda m: {"my_bias": ____, "my_rule": ____, "my_final_pairs": ____},
                           lambda m: _q3(m, my_rule=____)],
     },
+    "02_preferences.q4": {
+        "exercise": nb02.q4,
+        "correct": lambda m: {"my_best_vs_worst": _best_vs_worst},
+        "incorrect": {
+            "not a function": (lambda m: {"my_best_vs_worst": (0, 1)}, "should be a function"),
+            "always a pair": (lambda m: {"my_best_vs_worst": lambda r: (0, 1)}, "Case 1"),
+            "never a pair": (lambda m: {"my_best_vs_worst": lambda r: None}, "Case 1"),
+            "swapped": (lambda m: {"my_best_vs_worst": lambda r: _swap(_best_vs_worst(r))}, "Case 1"),
+            "ties make a pair": (lambda m: {"my_best_vs_worst": lambda r: _best_vs_worst(r, drop_ties=False)},
+                                 "Case 2"),
+            "last of the tied best": (lambda m: {"my_best_vs_worst": lambda r: _best_vs_worst(r, last_best=True)},
+                                      "Case 3"),
+            "None not skipped": (lambda m: {"my_best_vs_worst": lambda r: (
+                r.index(max(r)), r.index(min(r))) if len(set(r)) > 1 else None}, "TypeError"),
+            "a string": (lambda m: {"my_best_vs_worst": lambda r: "chosen 2, rejected 1"}, "pair of indices"),
+        },
+        "not_attempted": [lambda m: {"my_best_vs_worst": ____}, lambda m: {}],
+    },
 }
+
+
+def _best_vs_worst(ratings, drop_ties=True, last_best=False):
+    rated = [(i, r) for i, r in enumerate(ratings) if r is not None]
+    if len(rated) < 2:
+        return None
+    best = max(reversed(rated) if last_best else rated, key=lambda pair: pair[1])
+    worst = min(rated, key=lambda pair: pair[1])
+    if best[1] == worst[1] and drop_ties:
+        return None
+    return best[0], worst[0]
+
+
+def _swap(pair):
+    return None if pair is None else (pair[1], pair[0])
 
 
 (test_every_exercise_has_test_cases, test_correct_answer_passes,

@@ -150,7 +150,38 @@ CASES: dict[str, dict[str, Any]] = {
         "not_attempted": [lambda r: {"my_sft_data": ____, "my_own_result": ____},
                           lambda r: {"my_sft_data": r["chats"], "my_own_result": ____}],
     },
+    "03_sft.q4": {
+        "exercise": nb03.q4,
+        "correct": lambda r: {"my_prompt_completion": _split},
+        "incorrect": {
+            "not a function": (lambda r: {"my_prompt_completion": {"prompt": [], "completion": []}},
+                               "should be a function"),
+            "never None": (lambda r: {"my_prompt_completion": lambda m: {"prompt": m[:-1], "completion": m[-1:]}},
+                           "Case 4"),
+            "user turns only": (lambda r: {"my_prompt_completion": lambda m: None if _split(m) is None else {
+                "prompt": [t for t in m if t["role"] == "user"], "completion": m[-1:]}}, "Case 2"),
+            "every answer is a completion": (lambda r: {"my_prompt_completion": lambda m: None if _split(m) is None
+                                                        else {"prompt": [t for t in m if t["role"] != "assistant"],
+                                                              "completion": [t for t in m
+                                                                             if t["role"] == "assistant"]}},
+                                             "Case 3"),
+            "completion as a dict": (lambda r: {"my_prompt_completion": lambda m: None if _split(m) is None else {
+                "prompt": m[:-1], "completion": m[-1]}}, "Case 1"),
+            "no user needed": (lambda r: {"my_prompt_completion": lambda m: {"prompt": m[:-1], "completion": m[-1:]}
+                                          if m and m[-1]["role"] == "assistant" else None}, "Case 5"),
+            "crashes on []": (lambda r: {"my_prompt_completion": lambda m: _split(m) if m[-1] else None},
+                              "IndexError"),
+            "a tuple": (lambda r: {"my_prompt_completion": lambda m: (m[:-1], m[-1:])}, "keys 'prompt'"),
+        },
+        "not_attempted": [lambda r: {"my_prompt_completion": ____}, lambda r: {}],
+    },
 }
+
+
+def _split(messages: Any) -> Any:
+    if not messages or messages[-1]["role"] != "assistant" or not any(m["role"] == "user" for m in messages[:-1]):
+        return None
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
 def _user_last(chats: Any) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import pytest
@@ -154,7 +155,32 @@ CASES: dict[str, dict[str, Any]] = {
         "not_attempted": [lambda r: {"my_pairs": ____, "my_preferred": ____, "my_own_dpo_result": ____},
                           lambda r: _own(r, my_own_dpo_result=____)],
     },
+    "04_dpo.q4": {
+        "exercise": nb04.q4,
+        "correct": lambda r: {"my_dpo_loss": _dpo_loss},
+        "incorrect": {
+            "not a function": (lambda r: {"my_dpo_loss": math.log(2)}, "should be a function"),
+            "no reference": (lambda r: {"my_dpo_loss": lambda pc, pr, rc, rr, beta: _dpo_loss(pc, pr, 0, 0, beta)},
+                             "Case 1"),
+            "the constant log 2": (lambda r: {"my_dpo_loss": lambda *args: math.log(2)}, "Case 2"),
+            "chosen and rejected swapped": (lambda r: {"my_dpo_loss": lambda pc, pr, rc, rr, beta: _dpo_loss(
+                pr, pc, rr, rc, beta)}, "Case 2"),
+            "beta ignored": (lambda r: {"my_dpo_loss": lambda pc, pr, rc, rr, beta: _dpo_loss(pc, pr, rc, rr, 0.1)},
+                             "Case 5"),
+            "the sigmoid, not its -log": (lambda r: {"my_dpo_loss": lambda pc, pr, rc, rr, beta: 1 / (
+                1 + math.exp(-beta * ((pc - rc) - (pr - rr))))}, "Case 1"),
+            "a string": (lambda r: {"my_dpo_loss": lambda *args: "low"}, "as a number"),
+        },
+        "not_attempted": [lambda r: {"my_dpo_loss": ____}, lambda r: {}],
+    },
 }
+
+
+def _dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+    import torch
+
+    margin = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
+    return -torch.nn.functional.logsigmoid(torch.tensor(margin, dtype=torch.float64))  # TRL's own form, a tensor
 
 
 (test_every_exercise_has_test_cases, test_correct_answer_passes,

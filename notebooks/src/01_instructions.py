@@ -242,6 +242,7 @@ dataset_stats(magpie_result.dataset, column="instruction").plot(title="Magpie in
 
 # %%
 from smolsynth.exercises import ____, nb01 as ex
+from smolsynth.instructions import rouge_l  # for exercise 4
 
 # %% [markdown]
 # ### Exercise 1 🐢 Magpie instructions, ready for SFT
@@ -309,6 +310,32 @@ my_evolved = evol_instruct(my_evol_seeds, rounds=EVOL_ROUNDS, model=model_id, ma
                            response_temperature=RESPONSE_TEMPERATURE)
 my_evol_sft = to_sft(my_evolved.dataset)
 my_evolved
+
+# %% [markdown]
+# ### Exercise 4 🐢 Write Self-Instruct's novelty filter
+#
+# The heart of Self-Instruct is one loop. Write it yourself: `my_novelty_filter(candidates, pool, threshold=0.7)`
+# goes through `candidates` in order and returns the ones it keeps. A candidate is kept when its ROUGE-L with every
+# instruction in `pool` *and every candidate kept before it* is at most `threshold`. Use `rouge_l(a, b)` from
+# `smolsynth.instructions` (it is symmetric); leave the list `pool` you were given unchanged. The check runs your
+# function on hidden cases, edge cases included, and says which one failed. (`rouge_l("Write a poem about the sea.",
+# "Write a poem about the sea, please.")` is 0.92: too similar.)
+
+# %% exercise="q4" tags=["starter"]
+my_novelty_filter = ____  # your function: def my_novelty_filter(candidates, pool, threshold=0.7): ... return kept
+
+# %% exercise="q4" tags=["solution"]
+def my_novelty_filter(candidates, pool, threshold=0.7):
+    references = list(pool)  # a copy: the pool grows here, not in the caller's list
+    kept = []
+    for candidate in candidates:
+        if all(rouge_l(reference, candidate) <= threshold for reference in references):
+            kept.append(candidate)
+            references.append(candidate)
+    return kept
+
+
+my_novelty_filter(["Write a poem about the sea.", "Write a poem about the sea, please."], SEEDS)
 
 # %% [markdown]
 # ## 7. The SFT dataset for notebook 03

@@ -174,9 +174,11 @@ all_aspects.dataset.select_columns(["ratings", "ratings_truthfulness", "ratings_
 #
 # | rule | chosen | rejected | what DPO learns |
 # |---|---|---|---|
-# | `best-vs-random` | highest rating | a random other candidate | the `ultrafeedback_binarized` (Zephyr) rule: realistic, varied margins; a random pick that ties with the best makes no pair |
+# | `best-vs-random` | highest rating | a random one of the others | the rule of the `ultrafeedback_binarized` dataset card (HuggingFaceH4, used to train Zephyr): highest mean rating vs a random one of the remaining three. Realistic, varied margins; here a random pick that ties with the best makes no pair (dropped as `tie`) |
 # | `best-vs-worst` | highest | lowest | the clearest contrast, but the rejected answers are often *obviously* bad, which teaches little about near misses |
-# | `best-vs-random-lower` | highest | a random candidate rated strictly lower | varied margins, and a row is lost only when all candidates tie |
+# | `best-vs-random-lower` | highest | a random candidate rated strictly lower | Argilla's variant (`argilla/ultrafeedback-binarized-preferences`): the same, but the rejected one is drawn among the strictly lower rated, and a row where all tie is dropped. Varied margins, and a row is lost only when all candidates tie |
+#
+# Ties for the best (or the worst) are broken at random, seeded per row, in all three rules.
 #
 # A pair whose two answers tie, or have the same text, teaches nothing (worse: it pushes a model away from the
 # answer it is also told to prefer), so it is dropped and counted. `binarize` uses `best-vs-random-lower` unless told
@@ -317,6 +319,33 @@ my_rule = "best-vs-worst" if my_bias.flip_rate > ex.HIGH_FLIP_RATE else "best-vs
 my_final_pairs = binarize(judged.dataset, rule=my_rule, seed=SEED)
 print(my_bias)
 print(my_final_pairs.report)
+
+# %% [markdown]
+# ### Exercise 4 🐢 Write the best-vs-worst rule, ties included
+#
+# Binarization is a few lines of code, and its edge cases decide what DPO trains on. Write
+# `my_best_vs_worst(ratings)`: it gets one row's ratings (a list with one number per candidate, or `None` where
+# the judge's rating did not parse) and returns `(chosen, rejected)`, the indices of the highest and the lowest
+# rated candidates, or `None` when there is no pair: fewer than two ratings, or all of them equal. Break ties by
+# taking the first index, so the answer is exact (`binarize` breaks them at random, seeded, so that no position is
+# favoured). The check runs your function on hidden cases and says which one failed.
+
+# %% exercise="q4" tags=["starter"]
+my_best_vs_worst = ____  # your function: def my_best_vs_worst(ratings): ... return (chosen, rejected) or None
+
+# %% exercise="q4" tags=["solution"]
+def my_best_vs_worst(ratings):
+    rated = [(index, rating) for index, rating in enumerate(ratings) if rating is not None]
+    if len(rated) < 2:
+        return None
+    best = max(rated, key=lambda pair: pair[1])  # max and min keep the first of equal items
+    worst = min(rated, key=lambda pair: pair[1])
+    if best[1] == worst[1]:
+        return None  # every rated candidate ties: a pair would teach nothing
+    return best[0], worst[0]
+
+
+my_best_vs_worst([4, None, 2, 4])
 
 # %% [markdown]
 # ## 11. Save the DPO dataset

@@ -427,6 +427,31 @@ print(distillation.trait_rate(my_own_result.output_dir, ["How do I prune a rose 
                               max_new_tokens=MAX_NEW_TOKENS))
 
 # %% [markdown]
+# ### Exercise 4 🐢 Split a conversation into what SFT reads and what it learns
+#
+# Section 3 turned every row into a `prompt` and a `completion`. Write that split yourself:
+# `my_prompt_completion(messages)` gets one conversation (a list of `{"role", "content"}` messages) and returns
+# `{"prompt": [...], "completion": [...]}`: the last message, when it is the assistant's, is the completion (a list
+# of that one message), and every message before it is the prompt. A multi-turn conversation (Magpie with
+# `n_turns=2`) is trained on its **last** answer only; the earlier answers are context. Return `None` when there is
+# nothing to learn: no messages, a last message that is not the assistant's, or no user message before it. The check
+# runs your function on hidden cases and says which one failed.
+
+# %% exercise="q4" tags=["starter"]
+my_prompt_completion = ____  # your function: def my_prompt_completion(messages): ... return {...} or None
+
+# %% exercise="q4" tags=["solution"]
+def my_prompt_completion(messages):
+    if not messages or messages[-1]["role"] != "assistant":
+        return None
+    if not any(message["role"] == "user" for message in messages[:-1]):
+        return None
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+my_prompt_completion(teacher.dataset[0]["messages"]) if len(teacher.dataset) else None
+
+# %% [markdown]
 # ## What's next
 #
 # - **More data, more steps.** A few hundred varied rows and one to three epochs is where SFT starts to show on

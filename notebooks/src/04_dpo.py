@@ -406,6 +406,30 @@ my_own_dpo_result = dpo(my_pairs, model=sft_model.path, output_dir=str(RUNS / "m
                         learning_rate=LEARNING_RATE)
 
 # %% [markdown]
+# ### Exercise 4 🐢 Write the DPO loss
+#
+# The loss at the top of this notebook fits in three lines. Write `my_dpo_loss(policy_chosen, policy_rejected,
+# ref_chosen, ref_rejected, beta)`: each of the first four arguments is the summed log-probability of a whole
+# answer ($\log \pi(y \mid x)$, a negative number) under the policy or the reference; return
+# $-\log \sigma\big(\beta[(\log \pi_\theta(y_w) - \log \pi_\text{ref}(y_w)) - (\log \pi_\theta(y_l) -
+# \log \pi_\text{ref}(y_l))]\big)$ as a number. TRL's `DPOTrainer` computes exactly this per pair (with
+# `loss_type="sigmoid"`, its default) and averages it over the batch. The check runs your function on hidden cases.
+
+# %% exercise="q4" tags=["starter"]
+my_dpo_loss = ____  # your function: def my_dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
+
+# %% exercise="q4" tags=["solution"]
+import math
+
+
+def my_dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+    margin = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
+    return math.log1p(math.exp(-margin))  # -log(sigmoid(margin))
+
+
+my_dpo_loss(-12.0, -15.0, -12.0, -15.0, beta=BETA)  # step 0: the policy is the reference, the loss is log 2
+
+# %% [markdown]
 # ## What's next
 #
 # - **Judged pairs, more of them.** DPO on a judge's pairs needs hundreds to thousands of them before the answers

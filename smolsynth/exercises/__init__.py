@@ -23,10 +23,11 @@ import pkgutil
 import re
 from types import ModuleType
 
-from smolsynth.exercises.core import Exercise, ExerciseFailed, Feedback, Incorrect, Level, Placeholder, ____, expect
+from smolsynth.exercises.core import (Case, Exercise, ExerciseFailed, Feedback, Incorrect, Level, Placeholder, ____,
+                                     expect, run_cases)
 
-__all__ = ["Exercise", "ExerciseFailed", "Feedback", "Incorrect", "Level", "Placeholder", "____", "all_exercises",
-           "exercise_modules", "exercises_of", "expect"]
+__all__ = ["Case", "Exercise", "ExerciseFailed", "Feedback", "Incorrect", "Level", "Placeholder", "____", "all_exercises",
+           "exercise_modules", "exercises_of", "expect", "run_cases"]
 
 _MODULE_NAME = re.compile(r"^nb\d\d$")
 

@@ -30,17 +30,19 @@ stopped passing.
 
 from __future__ import annotations
 
+import copy
 import enum
 import html
 import inspect
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 from smolsynth.course import STRICT_ENV, is_strict
 
-__all__ = ["Exercise", "ExerciseFailed", "Feedback", "Incorrect", "Level", "Placeholder", "____", "expect"]
+__all__ = ["Case", "Exercise", "ExerciseFailed", "Feedback", "Incorrect", "Level", "Placeholder", "____", "expect",
+           "run_cases"]
 
 
 class Placeholder:
@@ -153,6 +155,54 @@ def expect(condition: object, reason: str) -> None:
     """
     if not condition:
         raise Incorrect(reason)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One hidden case of an exercise where the learner writes a function: what it tests (shown when it fails), the
+    arguments it is called with (deep-copied for each call) and the value it must return."""
+
+    description: str
+    args: tuple[Any, ...]
+    expected: Any
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def run_cases(fn: Any, name: str, cases: Sequence[Case], *, read: Callable[[Any, Case], Any] = lambda got, case: got,
+              same: Callable[[Any, Any], bool] = lambda got, expected: got == expected,
+              show: Callable[[Any], str] = repr) -> int:
+    """Inside ``_check``: call the learner's function ``fn`` (their variable ``name``) on every case, in order; the
+    first case it gets wrong, or raises on, makes the answer Incorrect, with the case's number and description, what
+    the function returned and what it should have. ``read`` turns a return value into the comparable form (it may
+    call :func:`expect` to explain a wrong type), ``same`` compares, ``show`` prints. Returns the number of cases.
+
+    >>> run_cases(lambda x: 2 * x, "double", [Case("zero", (0,), 0), Case("two", (2,), 4)])
+    2
+    >>> run_cases(lambda x: x + x + 1, "double", [Case("zero", (0,), 0)])
+    Traceback (most recent call last):
+    ...
+    smolsynth.exercises.core.Incorrect: Case 1 of 1 (zero): `double(0)` returned 1; it should return 0.
+    """
+    expect(callable(fn), f"`{name}` should be a function (a `def` or a `lambda`); it is a {type(fn).__name__}.")
+    for number, case in enumerate(cases, start=1):
+        args = ", ".join([_short(a) for a in case.args] + [f"{k}={_short(v)}" for k, v in case.kwargs.items()])
+        where = f"Case {number} of {len(cases)} ({case.description}): `{name}({args})`"
+        try:
+            got = fn(*copy.deepcopy(case.args), **copy.deepcopy(dict(case.kwargs)))
+        except Exception as err:  # the learner's bug, reported as such
+            raise Incorrect(f"{where} raised {type(err).__name__}: {err}") from None
+        try:
+            got = read(got, case)
+        except Incorrect as wrong:
+            raise Incorrect(f"{where}: {wrong}") from None
+        if not same(got, case.expected):
+            raise Incorrect(f"{where} returned {show(got)}; it should return {show(case.expected)}.")
+    return len(cases)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
 
 
 def dataset_of(value: Any, name: str, made_by: str) -> Any:

@@ -1,9 +1,10 @@
 """Exercises of notebook 01, "Instruction datasets".
 
 ``q1`` 🐢 Magpie instructions turned into an SFT dataset; ``q2`` 🐕 Self-Instruct from your own seeds, and what its
-ROUGE-L filter removed; ``q3`` 🦁 Evol-Instruct on your own seeds, survivors with responses, as SFT data. The checks
-judge structure and accounting (columns, counts that add up, the filter's promise kept), never wording, so they hold
-for the tiny offline model in CI and for a real model on a learner's machine.
+ROUGE-L filter removed; ``q3`` 🦁 Evol-Instruct on your own seeds, survivors with responses, as SFT data; ``q4`` 🐢 the
+learner writes Self-Instruct's novelty filter (ROUGE-L against a growing pool), run on hidden cases. The checks judge
+structure, accounting and behaviour (columns, counts that add up, the filter's promise kept), never wording, so they
+hold for the tiny offline model in CI and for a real model on a learner's machine.
 
     >>> from smolsynth.exercises import ____, nb01
     >>> nb01.q1.evaluate(my_magpie=____, my_sft=____).status
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, List
 
-from smolsynth.exercises.core import Exercise, Level, dropped_count, expect, rows_of
+from smolsynth.exercises.core import Case, Exercise, Level, dropped_count, expect, rows_of, run_cases
 
 NOTEBOOK = "01_instructions"
 
@@ -179,7 +180,51 @@ class EvolOwnSeeds(Exercise):
                 f"{len(rows)} SFT conversations.")
 
 
+_LUNCH, _DINNER = "Give me three easy ideas for a quick healthy lunch", "Give me three easy ideas for a cheap family dinner"
+_NOVELTY_CASES = (
+    Case("no candidates", ([], ["Explain how tides work."]), []),
+    Case("a candidate that repeats a seed", (["Explain how tides work.", "Name three birds that live in cities."],
+                                             ["Explain how tides work."]), ["Name three birds that live in cities."]),
+    Case("two near-copies among the candidates: the pool grows with every kept one",
+         (["Write a poem about the sea.", "Write a poem about the sea, please.", "List four fruits rich in vitamin C."],
+          ["Explain how tides work."]), ["Write a poem about the sea.", "List four fruits rich in vitamin C."]),
+    Case("ROUGE-L exactly 0.7 (7 of 10 words in order) is kept: only above the threshold is too similar",
+         ([_DINNER], [_LUNCH]), [_DINNER]),
+    Case("another threshold: 0.5 drops a pair at 0.67 that 0.7 keeps",
+         (["Write a story about the forest.", "Name a city on the Danube."], ["Write a poem about the sea."]),
+         ["Name a city on the Danube."], {"threshold": 0.5}),
+    Case("compare with every instruction in the pool, not only the last one",
+         (["Explain how tides work, please."], ["Explain how tides work.", "Name a city on the Danube."]), []),
+)
+
+
+class NoveltyFilter(Exercise):
+    notebook = NOTEBOOK
+    name = "q4"
+    title = "Write Self-Instruct's novelty filter"
+    level = Level.DEFAULT
+    variables = ("my_novelty_filter",)
+    hints = (
+        "Keep a list of references that starts as a copy of `pool` (`list(pool)`, so the caller's list is not "
+        "changed). Go through the candidates in order.",
+        "A candidate is kept when `rouge_l(reference, candidate) <= threshold` for every reference: `all(...)`.",
+        "When you keep a candidate, append it to the references too: the next candidates are compared with it. "
+        "That is what stops a list of five rewordings of one idea.",
+    )
+
+    def _check(self, my_novelty_filter: Any) -> str:
+        def read(got: Any, case: Case) -> Any:
+            expect(isinstance(got, list) and all(isinstance(t, str) for t in got),
+                   f"it returned a {type(got).__name__}; return the list of kept candidates (strings), in order")
+            return got
+
+        n = run_cases(my_novelty_filter, "my_novelty_filter", _NOVELTY_CASES, read=read)
+        return (f"Your filter passed all {n} hidden cases. `filter_instructions` in smolsynth does the same, after "
+                "the rule filters, and records for each row the most similar instruction and its score.")
+
+
 q1 = MagpieToSft()
 q2 = SelfInstructFromSeeds()
 q3 = EvolOwnSeeds()
-EXERCISES = (q1, q2, q3)
+q4 = NoveltyFilter()
+EXERCISES = (q1, q2, q3, q4)

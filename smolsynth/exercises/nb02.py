@@ -2,9 +2,10 @@
 
 ``q1`` 🐢 judges candidates with UltraFeedback and turns them into pairs with the default rule; ``q2`` 🐕 adds
 EvolQuality rewrites as candidates and compares the ratings they get with the pooled answers'; ``q3`` 🦁 runs the
-position-bias check and picks the binarization rule for the learner's own data. The checks judge structure (columns,
-counts, one rating per candidate, where each candidate came from, no pair with chosen == rejected), never wording, so
-they hold for the tiny offline model in CI and for a real model on a learner's machine.
+position-bias check and picks the binarization rule for the learner's own data; ``q4`` 🐢 the learner writes the
+best-vs-worst rule with ties and unparsed ratings, run on hidden cases. The checks judge structure and behaviour
+(columns, counts, one rating per candidate, where each candidate came from, no pair with chosen == rejected), never
+wording, so they hold for the tiny offline model in CI and for a real model on a learner's machine.
 
     >>> from smolsynth.exercises import ____, nb02
     >>> nb02.q1.evaluate(my_judged=____, my_pairs=____).status
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from smolsynth.exercises.core import Exercise, Level, dataset_of, dropped_count, expect
+from smolsynth.exercises.core import Case, Exercise, Level, dataset_of, dropped_count, expect, run_cases
 
 NOTEBOOK = "02_preferences"
 
@@ -196,7 +197,48 @@ class PositionBiasAndRule(Exercise):
                 f"{my_rule}. Write down why you chose it: the next person to train on your data will ask.")
 
 
+_PAIR_CASES = (
+    Case("three different ratings", ([4, 2, 5],), (2, 1)),
+    Case("every candidate rated the same: no pair", ([3, 3, 3],), None),
+    Case("two candidates tie for best: the first of them is chosen", ([5, 1, 5],), (0, 1)),
+    Case("two candidates tie for worst: the first of them is rejected", ([2, 4, 2],), (1, 0)),
+    Case("a rating that did not parse (None) is skipped", ([None, 3, 1],), (1, 2)),
+    Case("only one parsed rating: no pair", ([None, 4, None],), None),
+    Case("no candidates", ([],), None),
+    Case("mean ratings over four aspects", ([3.75, 4.25, 3.5, 4.0],), (1, 2)),
+)
+
+
+class BestVsWorst(Exercise):
+    notebook = NOTEBOOK
+    name = "q4"
+    title = "Write the best-vs-worst rule, ties included"
+    level = Level.DEFAULT
+    variables = ("my_best_vs_worst",)
+    hints = (
+        "First keep the candidates that have a rating: `rated = [(i, r) for i, r in enumerate(ratings) if r is not "
+        "None]`; with fewer than two there is no pair.",
+        "The best is the highest rating, and among equals the lowest index: `max` and `min` return the first of "
+        "equal items when you compare only the rating (`key=lambda pair: pair[1]`).",
+        "When the best rating equals the worst, every rated candidate ties: return None, not a pair of two equally "
+        "good answers.",
+    )
+
+    def _check(self, my_best_vs_worst: Any) -> str:
+        def read(got: Any, case: Case) -> Any:
+            if got is None:
+                return None
+            expect(isinstance(got, (tuple, list)) and len(got) == 2 and all(isinstance(i, int) for i in got),
+                   f"it returned {got!r}; return a pair of indices (chosen, rejected), or None when there is no pair")
+            return tuple(got)
+
+        n = run_cases(my_best_vs_worst, "my_best_vs_worst", _PAIR_CASES, read=read)
+        return (f"Your rule passed all {n} hidden cases. `binarize(..., rule=\"best-vs-worst\")` does the same, except "
+                "that it breaks ties at random (seeded), so no position is favoured.")
+
+
 q1 = JudgeAndBinarize()
 q2 = EvolvedCandidates()
 q3 = PositionBiasAndRule()
-EXERCISES = (q1, q2, q3)
+q4 = BestVsWorst()
+EXERCISES = (q1, q2, q3, q4)

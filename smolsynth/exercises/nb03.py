@@ -2,8 +2,10 @@
 
 ``q1`` 🐢 writes the TRL cell (``SFTConfig``, ``SFTTrainer``, ``train``, ``save_checkpoint``) on notebook 01's
 data; ``q2`` 🐕 counts trainable parameters (full fine-tuning vs LoRA); ``q3`` 🦁 teaches a trait of the learner's
-own. The checks judge structure (what ran, with which settings, what was saved and whether it loads back and
-generates), never the wording of an answer, so they hold for the tiny offline model in CI and for a real model.
+own; ``q4`` 🐢 the learner writes the split of a conversation into the prompt and the completion SFT trains on, run on
+hidden cases. The checks judge structure and behaviour (what ran, with which settings, what was saved and whether it
+loads back and generates), never the wording of an answer, so they hold for the tiny offline model in CI and for a
+real model.
 
     >>> from smolsynth.exercises import ____, nb03
     >>> nb03.q1.evaluate(my_trainer=____, my_sft_result=____).status
@@ -17,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from smolsynth.exercises.core import Exercise, Incorrect, Level, expect
+from smolsynth.exercises.core import Case, Exercise, Incorrect, Level, expect, run_cases
 
 NOTEBOOK = "03_sft"
 MIN_OWN_ROWS = 4
@@ -226,7 +228,55 @@ class OwnSFT(Exercise):
                 "use case.")
 
 
+def _turn(role: str, content: str) -> dict[str, str]:
+    return {"role": role, "content": content}
+
+
+_Q, _A = _turn("user", "How deep should I plant tulips?"), _turn("assistant", "About 15 cm deep.")
+_Q2, _A2 = _turn("user", "And daffodils?"), _turn("assistant", "A little less: about 10 cm.")
+_SYSTEM = _turn("system", "You are a gardener.")
+_SPLIT_CASES = (
+    Case("one question, one answer", ([_Q, _A],), {"prompt": [_Q], "completion": [_A]}),
+    Case("a system prompt comes first and belongs to the prompt", ([_SYSTEM, _Q, _A],),
+         {"prompt": [_SYSTEM, _Q], "completion": [_A]}),
+    Case("two turns (Magpie with n_turns=2): only the last answer is trained on, the first is context",
+         ([_Q, _A, _Q2, _A2],), {"prompt": [_Q, _A, _Q2], "completion": [_A2]}),
+    Case("the conversation ends with the user: nothing to learn", ([_Q, _A, _Q2],), None),
+    Case("an answer with no question before it", ([_SYSTEM, _A],), None),
+    Case("no messages at all", ([],), None),
+)
+
+
+class PromptCompletion(Exercise):
+    notebook = NOTEBOOK
+    name = "q4"
+    title = "Split a conversation into what SFT reads and what it learns"
+    level = Level.DEFAULT
+    variables = ("my_prompt_completion",)
+    hints = (
+        "The completion is the last message, as a list of one message (`messages[-1:]`), when its role is "
+        "`assistant`; everything before it is the prompt (`messages[:-1]`).",
+        "Return None when the last message is not the assistant's, or when no user message comes before it: TRL "
+        "would have no answer to learn, or an answer to nothing.",
+        "Check the empty list first: `messages[-1]` raises IndexError on it.",
+    )
+
+    def _check(self, my_prompt_completion: Any) -> str:
+        def read(got: Any, case: Case) -> Any:
+            if got is None:
+                return None
+            expect(isinstance(got, dict) and set(got) == {"prompt", "completion"},
+                   f"it returned {got!r}; return a dict with the keys 'prompt' and 'completion' (lists of "
+                   "messages), or None")
+            return got
+
+        n = run_cases(my_prompt_completion, "my_prompt_completion", _SPLIT_CASES, read=read)
+        return (f"Your split passed all {n} hidden cases. `prepare_dataset` does this to every row, and with "
+                "`completion_only_loss=True` TRL computes the loss on the completion's tokens only.")
+
+
 q1 = TRLCell()
 q2 = LoRAParameters()
 q3 = OwnSFT()
-EXERCISES = (q1, q2, q3)
+q4 = PromptCompletion()
+EXERCISES = (q1, q2, q3, q4)

@@ -3,8 +3,9 @@
 ``q1`` 🐢 writes the TRL cell (``DPOConfig``, ``DPOTrainer``, the step-0 check, ``save_checkpoint``) on the
 learner's judged pairs, from the saved SFT checkpoint; ``q2`` 🐕 compares two values of ``beta`` on the same data
 and steps, on a scale comparable across betas; ``q3`` 🦁 trains on preference pairs of the learner's own. The
-checks judge structure (where a run started, its step-0 rewards, what was saved and whether it loads and generates),
-never the wording of an answer.
+``q4`` 🐢 the learner writes the DPO loss from log-probabilities, run on hidden cases. The checks judge structure and
+behaviour (where a run started, its step-0 rewards, what was saved and whether it loads and generates), never the
+wording of an answer.
 
     >>> from smolsynth.exercises import ____, nb04
     >>> nb04.q2.evaluate(beta_runs=____, beta_table=____).status
@@ -20,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from smolsynth.exercises.core import Exercise, Incorrect, Level, expect
+from smolsynth.exercises.core import Case, Exercise, Incorrect, Level, expect, run_cases
 from smolsynth.exercises.nb03 import loads_and_generates, saved_from_trainer, training_result
 
 NOTEBOOK = "04_dpo"
@@ -185,7 +186,56 @@ class OwnPairs(Exercise):
                 "loads and answers. Read a few pairs again: would *you* agree with every chosen answer?")
 
 
+def _dpo_loss(policy_chosen: float, policy_rejected: float, ref_chosen: float, ref_rejected: float,
+              beta: float) -> float:
+    """The reference: -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)), written to be exact for large
+    margins (``log1p(exp(-x))`` for x >= 0, ``-x + log1p(exp(x))`` otherwise)."""
+    x = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))
+    return math.log1p(math.exp(-x)) if x >= 0 else -x + math.log1p(math.exp(x))
+
+
+_LOSS_ARGS = (
+    ("the policy is the reference (step 0): the loss is log 2", (-12.0, -15.0, -12.0, -15.0, 0.1)),
+    ("the chosen answer became more likely, the rejected one less", (-10.0, -17.0, -12.0, -15.0, 0.1)),
+    ("the model moved the wrong way: the rejected answer gained", (-13.0, -13.0, -12.0, -15.0, 0.1)),
+    ("what matters is the change from the reference, not the raw log-probabilities",
+     (-40.0, -8.0, -42.0, -8.5, 0.1)),
+    ("a larger beta: the same change counts 5 times more", (-10.0, -17.0, -12.0, -15.0, 0.5)),
+    ("a large margin: the loss is close to 0", (-2.0, -90.0, -20.0, -20.0, 1.0)),
+)
+_LOSS_CASES = tuple(Case(what, args, _dpo_loss(*args)) for what, args in _LOSS_ARGS)
+
+
+class DPOLoss(Exercise):
+    notebook = NOTEBOOK
+    name = "q4"
+    title = "Write the DPO loss"
+    level = Level.DEFAULT
+    variables = ("my_dpo_loss",)
+    hints = (
+        "Each side's log-ratio is the policy's log-probability minus the reference's: "
+        "`policy_chosen - ref_chosen` for the chosen answer, the same for the rejected one.",
+        "The margin is `beta * (chosen log-ratio - rejected log-ratio)`; the loss is `-log(sigmoid(margin))`, with "
+        "`sigmoid(x) = 1 / (1 + exp(-x))`.",
+        "`-log(sigmoid(x))` is `log(1 + exp(-x))`: `math.log1p(math.exp(-x))`.",
+    )
+
+    def _check(self, my_dpo_loss: Any) -> str:
+        def read(got: Any, case: Case) -> Any:
+            try:
+                return float(got)  # a float, a 0-d tensor or a numpy number
+            except (TypeError, ValueError):
+                expect(False, f"it returned {got!r}; return the loss as a number")
+
+        n = run_cases(my_dpo_loss, "my_dpo_loss", _LOSS_CASES, read=read,
+                      same=lambda got, expected: math.isclose(got, expected, rel_tol=1e-6, abs_tol=1e-9),
+                      show=lambda value: f"{value:.6g}" if isinstance(value, float) else repr(value))
+        return (f"Your loss matches on all {n} hidden cases. At step 0 every pair's loss is log 2 = 0.693: that is "
+                "the first `loss` TRL logs, and why a DPO run that starts elsewhere did not start from its reference.")
+
+
 q1 = DPOFromSFT()
 q2 = BetaComparison()
 q3 = OwnPairs()
-EXERCISES = (q1, q2, q3)
+q4 = DPOLoss()
+EXERCISES = (q1, q2, q3, q4)
