@@ -472,19 +472,39 @@ def _preferred(ratings: Sequence[Any]) -> int | None:
     return winners[0] if len(winners) == 1 else None
 
 
+def _flips(first: Sequence[Sequence[Any]], second: Sequence[Sequence[Any]]) -> tuple[int, int, list[Any]]:
+    """(compared, changed, per row: changed or None) of two judgments of the same rows, in the same candidate order."""
+    compared = changed = 0
+    per_row: list[Any] = []
+    for a, b in zip(first, second):
+        pa, pb = _preferred(a), _preferred(b)
+        if pa is None or pb is None:
+            per_row.append(None)
+            continue
+        compared += 1
+        changed += int(pa != pb)
+        per_row.append(pa != pb)
+    return compared, changed, per_row
+
+
 @dataclass(repr=False)
 class PositionBias:
     """What :func:`position_bias` found.
 
     Attributes:
-        compared: rows with a single preferred candidate in both orders.
+        compared: rows with a single preferred candidate in both orders (both judged greedily).
         changed: of those, rows whose preferred candidate changed when the order was reversed.
-        flip_rate: ``changed / compared`` (0.0 when nothing could be compared).
+        flip_rate: ``changed / compared`` (0.0 when nothing could be compared): the order's effect alone, since
+            greedy judging has no sampling noise.
         first_shown_wins: how often the preferred candidate was the one shown first, over both orders of the
             compared rows (about ``1 / num_generations`` for a judge with no position bias).
         ties: rows where one of the two orders had no single preferred candidate.
+        sampling_compared, sampling_changed, sampling_flip_rate: the same-order control: the rows judged twice in
+            the *same* order, sampled at the judge's temperature with two seeds; how often the preferred candidate
+            changed with nothing but the seed (None without the control).
         rows: per row: ``forward_ratings``, ``reverse_ratings`` (mapped back to the original order),
-            ``forward_preferred``, ``reverse_preferred``, ``changed``.
+            ``forward_preferred``, ``reverse_preferred``, ``changed``, and with the control
+            ``sampled_ratings``, ``resampled_ratings``, ``changed_by_sampling``.
         report: the account of the re-judging; ``steps`` the judge runs underneath.
     """
 
@@ -496,11 +516,19 @@ class PositionBias:
     rows: Any
     report: Report
     steps: list[Report] = field(default_factory=list)
+    sampling_compared: int | None = None
+    sampling_changed: int | None = None
+    sampling_flip_rate: float | None = None
 
     def __str__(self) -> str:
-        return (f"Position bias: the preferred candidate changed in {self.changed} of {self.compared} rows when the "
-                f"candidates were shown in reverse order (flip rate {self.flip_rate:.0%}); the candidate shown first "
-                f"was preferred {self.first_shown_wins:.0%} of the time; {self.ties} row(s) had a tie for best.")
+        text = (f"Position bias: judged greedily in both orders, the preferred candidate changed in {self.changed} of "
+                f"{self.compared} rows when the candidates were reversed (flip rate {self.flip_rate:.0%}); the "
+                f"candidate shown first was preferred {self.first_shown_wins:.0%} of the time; {self.ties} row(s) "
+                "had a tie for best.")
+        if self.sampling_flip_rate is not None:
+            text += (f" Control, same order judged twice with sampling: changed in {self.sampling_changed} of "
+                     f"{self.sampling_compared} rows (flip rate {self.sampling_flip_rate:.0%}).")
+        return text
 
     __repr__ = __str__  # a terminal or nbval log shows the same sentence as the notebook
 
@@ -509,55 +537,86 @@ class PositionBias:
 
 
 def position_bias(data: Any, *, sample: int = 20, aspect: str = "overall-rating", seed: int = 0,
+                  control: bool = True, control_temperature: float | None = None,
                   **judge_kwargs: Any) -> PositionBias:
-    """Judge a sample again with the candidates in reverse order; report how often the preferred one changes.
+    """Judge a sample in both candidate orders, greedily, and report how often the preferred candidate changes;
+    with ``control``, also judge it twice in the same order with sampling, to show what sampling alone changes.
+
+    Greedy judging (``temperature=0``) makes the order the only difference between the two judgments, so the flip
+    rate measures the order and nothing else. A judge that samples (as :func:`~smolsynth.ultrafeedback.judge` does
+    by default, at ``JUDGE_TEMPERATURE``) also changes its mind with the seed: the control measures that, in the
+    same order. The two numbers side by side say which one your ratings suffer from.
 
     Args:
-        data: judged rows (with ``ratings``: used as the forward judgment) or unjudged ones (judged both ways here).
-        sample: how many rows to re-judge (a seeded random sample; all rows when there are fewer).
+        data: rows with candidates (``generations``), judged or not; existing ``ratings`` are not reused (they were
+            sampled).
+        sample: how many rows to judge (a seeded random sample; all rows when there are fewer).
         aspect: the judge's aspect (use the one your ratings came from).
-        judge_kwargs: passed to :func:`~smolsynth.ultrafeedback.judge` (``model``, ``temperature``, ...).
+        control: run the same-order control (two more judgments of the sample).
+        control_temperature: the control's sampling temperature (default: the judge's, ``JUDGE_TEMPERATURE``).
+        judge_kwargs: passed to :func:`~smolsynth.ultrafeedback.judge` (``model``, ``max_rationale_chars``, ...);
+            a ``temperature`` here sets the order comparison's (0 by default).
+
+    Returns a :class:`PositionBias`. Costs ``2 * sample`` judgments, ``4 * sample`` with the control.
+
+    >>> bias = position_bias(judged.dataset, sample=12)  # doctest: +SKIP
+    >>> bias.flip_rate, bias.sampling_flip_rate  # doctest: +SKIP
     """
-    from smolsynth.ultrafeedback import judge
+    from smolsynth.ultrafeedback import JUDGE_TEMPERATURE, judge
 
     started = time.perf_counter()
     check_number("sample", sample, minimum=1, integer=True)
+    check_number("control_temperature", control_temperature, minimum=0.0, maximum=5.0, allow_none=True)
     rows = candidate_rows(data, "position_bias", "judge()")
     picked = sorted(random.Random(seed).sample(range(len(rows)), min(sample, len(rows))))
-    chosen = [rows[i] for i in picked]
+    chosen = [{INSTRUCTION: rows[i][INSTRUCTION], GENERATIONS: list(rows[i][GENERATIONS]), "_pos": k}
+              for k, i in enumerate(picked)]
+    order_kwargs = {"temperature": 0.0, **judge_kwargs}
     steps: list[Report] = []
-    if all(RATINGS in r for r in chosen):
-        forward = chosen
-    else:
-        result = judge(chosen, aspect, seed=seed, **judge_kwargs)
+
+    def ratings_of(candidate_rows_: list[Row], *, reverse: bool, run_seed: int, **kwargs: Any) -> dict[int, list]:
+        result = judge(candidate_rows_, aspect, seed=run_seed, **kwargs)
         steps.append(result.report)
-        forward = result.rows
-    reversed_rows = [{INSTRUCTION: r[INSTRUCTION], GENERATIONS: list(r[GENERATIONS])[::-1], "_pos": k}
-                     for k, r in enumerate(forward)]
-    backward = judge(reversed_rows, aspect, seed=seed + 1, **judge_kwargs)
-    steps.append(backward.report)
-    reverse_by_pos = {r["_pos"]: list(r[RATINGS])[::-1] for r in backward.rows}
-    details, compared, changed, ties, first_wins = [], 0, 0, 0, 0
-    for k, row in enumerate(forward):
-        if k not in reverse_by_pos:
-            continue
-        n = len(row[GENERATIONS])
-        f_pref, r_pref = _preferred(row[RATINGS]), _preferred(reverse_by_pos[k])
-        flip = None
-        if f_pref is None or r_pref is None:
-            ties += 1
-        else:
-            compared += 1
-            flip = f_pref != r_pref
-            changed += int(flip)
+        return {r["_pos"]: list(r[RATINGS])[::-1] if reverse else list(r[RATINGS]) for r in result.rows}
+
+    forward = ratings_of(chosen, reverse=False, run_seed=seed, **order_kwargs)
+    backward = ratings_of([{**r, GENERATIONS: r[GENERATIONS][::-1]} for r in chosen], reverse=True,
+                          run_seed=seed, **order_kwargs)
+    both = [k for k in range(len(chosen)) if k in forward and k in backward]
+    compared, changed, flips = _flips([forward[k] for k in both], [backward[k] for k in both])
+    sampled: dict[int, list] = {}
+    resampled: dict[int, list] = {}
+    sampling: tuple[int | None, int | None, list[Any]] = (None, None, [None] * len(both))
+    if control:
+        sample_kwargs = {**judge_kwargs, "temperature": JUDGE_TEMPERATURE if control_temperature is None
+                         else control_temperature}
+        sampled = ratings_of(chosen, reverse=False, run_seed=seed + 1, **sample_kwargs)
+        resampled = ratings_of(chosen, reverse=False, run_seed=seed + 2, **sample_kwargs)
+        same = [k for k in both if k in sampled and k in resampled]
+        s_compared, s_changed, s_flips = _flips([sampled[k] for k in same], [resampled[k] for k in same])
+        by_k = dict(zip(same, s_flips))
+        sampling = (s_compared, s_changed, [by_k.get(k) for k in both])
+    details, first_wins = [], 0
+    for k, flip, sampling_flip in zip(both, flips, sampling[2]):
+        n = len(chosen[k][GENERATIONS])
+        f_pref, r_pref = _preferred(forward[k]), _preferred(backward[k])
+        if flip is not None:
             first_wins += int(f_pref == 0) + int(r_pref == n - 1)  # shown first: index 0 forward, n-1 reversed
-        details.append({INSTRUCTION: row[INSTRUCTION], GENERATIONS: list(row[GENERATIONS]),
-                        "forward_ratings": list(row[RATINGS]), "reverse_ratings": reverse_by_pos[k],
-                        "forward_preferred": f_pref, "reverse_preferred": r_pref, "changed": flip})
-    report = Report("position_bias", rows_in=len(forward), rows_out=len(details),
-                    dropped=dict(backward.report.dropped), input_tokens=sum(r.input_tokens for r in steps),
+        row = {INSTRUCTION: chosen[k][INSTRUCTION], GENERATIONS: chosen[k][GENERATIONS],
+               "forward_ratings": forward[k], "reverse_ratings": backward[k], "forward_preferred": f_pref,
+               "reverse_preferred": r_pref, "changed": flip}
+        if control:
+            row.update(sampled_ratings=sampled.get(k), resampled_ratings=resampled.get(k),
+                       changed_by_sampling=sampling_flip)
+        details.append(row)
+    report = Report("position_bias", rows_in=len(chosen), rows_out=len(details),
+                    dropped={"not_judged_in_both_orders": len(chosen) - len(details)} if len(details) < len(chosen)
+                    else {}, input_tokens=sum(r.input_tokens for r in steps),
                     output_tokens=sum(r.output_tokens for r in steps),
-                    seconds=round(time.perf_counter() - started, 3), model=backward.report.model)
+                    seconds=round(time.perf_counter() - started, 3), model=steps[-1].model)
+    s_compared, s_changed, _ = sampling
     return PositionBias(compared=compared, changed=changed, flip_rate=changed / compared if compared else 0.0,
-                        first_shown_wins=first_wins / (2 * compared) if compared else 0.0, ties=ties,
-                        rows=to_dataset(details), report=report, steps=steps)
+                        first_shown_wins=first_wins / (2 * compared) if compared else 0.0,
+                        ties=len(details) - compared, rows=to_dataset(details), report=report, steps=steps,
+                        sampling_compared=s_compared, sampling_changed=s_changed,
+                        sampling_flip_rate=(s_changed / s_compared if s_compared else 0.0) if control else None)

@@ -48,15 +48,23 @@ def _q2(m, **kw):
 
 def _q3(m, **kw):
     """The learner's answer: the rule the flip rate calls for, and pairs made with it."""
-    noisy = m["bias"].flip_rate > nb02.HIGH_FLIP_RATE
+    noisy = max(m["bias"].flip_rate, m["bias"].sampling_flip_rate) > nb02.HIGH_FLIP_RATE
     return {"my_bias": m["bias"], "my_rule": "best-vs-worst" if noisy else "best-vs-random-lower",
             "my_final_pairs": m["worst"] if noisy else m["pairs"], **kw}
 
 
-def _all_flipped(bias):
-    """``bias`` as if every compared row had flipped (the tiny judge's own rate may be anything)."""
-    assert bias.compared, "the shared run compared no rows: judge a larger sample"
-    return dataclasses.replace(bias, changed=bias.compared, flip_rate=1.0)
+def _all_flipped(bias, *, by_sampling=False):
+    """``bias`` as if every row had flipped, in the order comparison or in the sampled control (the tiny judge's own
+    rates may be anything: its greedy ratings are all ties)."""
+    n = len(bias.rows)
+    if by_sampling:
+        return dataclasses.replace(bias, sampling_compared=n, sampling_changed=n, sampling_flip_rate=1.0)
+    return dataclasses.replace(bias, compared=n, ties=0, changed=n, flip_rate=1.0)
+
+
+def _calm(bias):
+    """``bias`` as if the judge never changed its mind."""
+    return dataclasses.replace(bias, changed=0, flip_rate=0.0, sampling_changed=0, sampling_flip_rate=0.0)
 
 
 CASES: dict[str, dict[str, Any]] = {
@@ -104,8 +112,13 @@ CASES: dict[str, dict[str, Any]] = {
             "ignores a high flip rate": (lambda m: _q3(m, my_bias=_all_flipped(m["bias"]),
                                                        my_rule="best-vs-random-lower", my_final_pairs=m["pairs"]),
                                          "far apart in rating"),
-            "a made-up flip rate": (lambda m: _q3(m, my_bias=dataclasses.replace(m["bias"], flip_rate=0.0,
-                                                                                 changed=m["bias"].compared)),
+            "ignores the sampling noise": (lambda m: _q3(m, my_bias=_all_flipped(_calm(m["bias"]), by_sampling=True),
+                                                         my_rule="best-vs-random-lower", my_final_pairs=m["pairs"]),
+                                           "asked again in the same order"),
+            "a made-up control": (lambda m: _q3(m, my_bias=dataclasses.replace(
+                m["bias"], sampling_flip_rate=0.5, sampling_compared=3, sampling_changed=0)), "control does not add up"),
+            "a made-up flip rate": (lambda m: _q3(m, my_bias=dataclasses.replace(_all_flipped(m["bias"]),
+                                                                                 flip_rate=0.0)),
                                     "does not add up"),
             "a bare dataset": (lambda m: _q3(m, my_final_pairs=m["pairs"].dataset), "not a bare dataset"),
         },

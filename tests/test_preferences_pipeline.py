@@ -82,19 +82,31 @@ def test_every_aspect_gives_exactly_one_rating_per_candidate_on_the_tiny_model(p
     print(f"constrained judgments that parsed into one rating per candidate: {checked}/{checked}")
 
 
-def test_position_bias_rejudges_a_sample_in_reverse_order(preference_pipeline):
+def test_position_bias_judges_both_orders_greedily_with_a_sampled_same_order_control(preference_pipeline):
+    from smolsynth.ultrafeedback import judge
+
     p = preference_pipeline
-    bias = position_bias(p["judged"].dataset, sample=4, max_rationale_chars=16, progress=False,
-                         cache_dir=p["cache_dir"])
+    common = dict(max_rationale_chars=16, progress=False, cache_dir=p["cache_dir"])
+    bias = position_bias(p["judged"].dataset, sample=4, **common)
     print(bias)
     assert bias.report.rows_in == 4 and len(bias.rows) == 4 and bias.compared + bias.ties == 4
     assert 0.0 <= bias.flip_rate <= 1.0 and bias.changed <= bias.compared
-    forward = {r["instruction"]: r["ratings"] for r in p["judged"].dataset}
-    for row in bias.rows:
-        assert row["forward_ratings"] == forward[row["instruction"]]
+    assert [s.rows_in for s in bias.steps] == [4, 4, 4, 4]  # greedy forward, greedy reversed, two sampled
+    rows = bias.rows.to_list()
+    # the forward judgment is greedy: judging the same rows greedily again gives the same ratings
+    again = judge([{"instruction": r["instruction"], "generations": r["generations"]} for r in rows],
+                  temperature=0.0, **common)
+    assert [r["ratings"] for r in again.rows] == [r["forward_ratings"] for r in rows]
+    for row in rows:
         assert len(row["reverse_ratings"]) == len(row["generations"])
         if row["changed"] is not None:
             assert row["changed"] == (row["forward_preferred"] != row["reverse_preferred"])
+    assert bias.sampling_compared is not None and bias.sampling_changed <= bias.sampling_compared
+    assert bias.sampling_changed == sum(1 for r in rows if r["changed_by_sampling"])
+    assert any(r["sampled_ratings"] != r["resampled_ratings"] for r in rows)  # two seeds: the tiny model differs
+    assert "Control, same order" in str(bias)
+    quick = position_bias(p["judged"].dataset, sample=4, control=False, **common)
+    assert quick.sampling_flip_rate is None and len(quick.steps) == 2 and quick.flip_rate == bias.flip_rate
 
 
 def test_pool_responses_loads_different_models_one_at_a_time(tiny_path, tmp_path, monkeypatch):

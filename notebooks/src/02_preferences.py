@@ -35,7 +35,7 @@
 N_PROMPTS = 24  # how many instructions to turn into pairs
 MAX_NEW_TOKENS = 384  # the longest candidate answer, in tokens (longer ones are cut off, then dropped)
 RATIONALE_CHARS = 200  # the longest rationale the judge may write per candidate
-BIAS_SAMPLE = 12  # rows judged a second time, in reverse order, for the position-bias check
+BIAS_SAMPLE = 12  # rows judged in both orders (and twice more, sampled) for the position-bias check
 N_PROBES = 12  # judge-sanity probes to judge (smolsynth ships 12)
 ASPECT_ROWS = 2  # rows judged on all four UltraFeedback aspects
 SEED = 0
@@ -223,16 +223,24 @@ Report.combine([pooled.report, evolved.report, judged.report, pairs.report])
 # %% [markdown]
 # ## 9. Is the judge looking at the answers, or at their order?
 #
-# LLM judges are known to favour the answer they read first (or last). A cheap test: judge some rows again with
-# the candidates in reverse order and count how often the preferred candidate changes. A judge that reads the
-# answers rarely flips; a judge that flips often is noisy, and its near-ties should not become pairs. The tiny
-# random model flips a lot: its ratings are coin tosses.
+# LLM judges are known to favour the answer they read first (or last). A cheap test: judge some rows in both
+# orders, the candidates as they are and reversed, and count how often the preferred candidate changes. A judge that
+# reads the answers rarely flips; a judge that flips often is noisy, and its near-ties should not become pairs.
+#
+# One trap: `judge` samples (temperature 0.7, as UltraFeedback's annotations were sampled), so a judge asked twice
+# can change its mind with nothing but the seed. Comparing two *sampled* judgments in two orders mixes the order's
+# effect with that noise. `position_bias` therefore judges both orders **greedily** (temperature 0: the order is the
+# only difference), and runs a **same-order control**: the same rows judged twice in the same order, sampled, with
+# two seeds. Two numbers come out: the flip rate caused by the order, and the flip rate caused by sampling alone.
+# (It costs four judgments per sampled row; `control=False` skips the control.) On the tiny model, greedy ratings
+# are all the same (every row is a tie) and the sampled ones are coin tosses.
 
 # %%
 from smolsynth.preferences import position_bias
 
 bias = position_bias(judged.dataset, sample=BIAS_SAMPLE, max_rationale_chars=RATIONALE_CHARS, seed=SEED)
-bias
+print(bias)
+bias.rows.select_columns(["forward_ratings", "reverse_ratings", "sampled_ratings", "resampled_ratings"]).to_pandas()
 
 # %% [markdown]
 # Flips say whether the judge is *consistent*; they cannot say whether it is *right*. For that we need answers whose
@@ -305,8 +313,8 @@ my_mean_by_source
 # Take judged rows of your own (your instructions through `pool_responses` and `judge`, or `judged` from above),
 # run `position_bias` on them into `my_bias`, and decide which rule suits a judge that flips that often: put its
 # name in `my_rule` and make your final pairs with it, into `my_final_pairs`. A rule of thumb, which the check holds
-# you to: when the flip rate is above 30%, use `best-vs-worst`, which only pairs answers far apart in rating;
-# below it, any rule can be defended.
+# you to: when either flip rate (from the order, or from sampling alone) is above 30%, use `best-vs-worst`, which
+# only pairs answers far apart in rating; below it, any rule can be defended.
 
 # %% exercise="q3" tags=["starter"]
 my_bias = ____  # position_bias(<your judged rows>, sample=...)
@@ -315,7 +323,8 @@ my_final_pairs = ____  # binarize(<your judged rows>, rule=my_rule)
 
 # %% exercise="q3" tags=["solution"]
 my_bias = position_bias(judged.dataset, sample=BIAS_SAMPLE, max_rationale_chars=RATIONALE_CHARS, seed=SEED)
-my_rule = "best-vs-worst" if my_bias.flip_rate > ex.HIGH_FLIP_RATE else "best-vs-random-lower"
+noisy = max(my_bias.flip_rate, my_bias.sampling_flip_rate) > ex.HIGH_FLIP_RATE
+my_rule = "best-vs-worst" if noisy else "best-vs-random-lower"
 my_final_pairs = binarize(judged.dataset, rule=my_rule, seed=SEED)
 print(my_bias)
 print(my_final_pairs.report)

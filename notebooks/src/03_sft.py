@@ -156,7 +156,7 @@ profile = training_profile(model_params=count_parameters(model_id))
 print(f"{model_id}: {count_parameters(model_id):,} parameters")
 print(f"profile {profile.name}: {profile.reason}")
 config = sft_config(profile, output_dir=str(SFT_DIR), num_train_epochs=EPOCHS, n_train_rows=len(train_dataset),
-                    learning_rate=LEARNING_RATE)
+                    learning_rate=LEARNING_RATE, has_eval=eval_dataset is not None)
 {field: getattr(config, field) for field in (
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "max_steps",
     "num_train_epochs", "bf16", "fp16", "use_cpu", "completion_only_loss", "eval_strategy")}
@@ -223,7 +223,7 @@ tokenizer = load_tokenizer(model_id)
 with quiet_training():
     trainer = SFTTrainer(model=model_path(model_id), args=config, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=tokenizer, peft_config=lora_config(profile))
-    eval_before = trainer.evaluate()
+    eval_before = trainer.evaluate() if eval_dataset is not None else None  # no eval split: fewer than 2 rows
     with measured() as cost:
         trainer.train()
 sft_result = save_checkpoint(trainer, SFT_DIR, started_from=model_id, before=eval_before, cost=cost,

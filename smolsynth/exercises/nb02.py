@@ -152,7 +152,8 @@ class EvolvedCandidates(Exercise):
 
 
 HIGH_FLIP_RATE = 0.3
-"""Above this flip rate, exercise 3 asks for ``best-vs-worst`` (the notebook's rule of thumb)."""
+"""Above this flip rate (from the order, or from sampling alone), exercise 3 asks for ``best-vs-worst`` (the
+notebook's rule of thumb)."""
 
 
 class PositionBiasAndRule(Exercise):
@@ -162,8 +163,8 @@ class PositionBiasAndRule(Exercise):
     level = Level.OWN
     variables = ("my_bias", "my_rule", "my_final_pairs")
     hints = (
-        "`my_bias = position_bias(my_judged_rows, sample=...)` judges a sample again with the candidates reversed; "
-        "print it to read the flip rate.",
+        "`my_bias = position_bias(my_judged_rows, sample=...)` judges a sample in both orders (and twice more, "
+        "sampled, in the same order); print it to read the two flip rates.",
         "`my_rule` is one of `RULES`. A judge that flips often is noisy: a rule that only pairs clearly different "
         "ratings (the best against the worst) is safer than a random pick.",
         "`my_final_pairs = binarize(<your judged rows>, rule=my_rule)`.",
@@ -182,8 +183,15 @@ class PositionBiasAndRule(Exercise):
         expect(my_bias.compared + my_bias.ties == len(my_bias.rows) and 0.0 <= my_bias.flip_rate <= 1.0
                and math.isclose(my_bias.flip_rate, my_bias.changed / my_bias.compared if my_bias.compared else 0.0),
                "`my_bias` does not add up: make it with `position_bias(...)` and leave it as it is.")
-        expect(my_bias.flip_rate <= HIGH_FLIP_RATE or my_rule == "best-vs-worst",
-               f"`my_bias` says the judge changed its mind on {my_bias.flip_rate:.0%} of the rows, more than "
+        sampling = my_bias.sampling_flip_rate
+        expect(sampling is None or (my_bias.sampling_compared and math.isclose(
+                   sampling, my_bias.sampling_changed / my_bias.sampling_compared)) or (
+                   not my_bias.sampling_compared and sampling == 0.0),
+               "`my_bias`'s control does not add up: make it with `position_bias(...)` and leave it as it is.")
+        noise, cause = max((my_bias.flip_rate, "when the candidates were reversed"),
+                           (sampling or 0.0, "when it was asked again in the same order"))
+        expect(noise <= HIGH_FLIP_RATE or my_rule == "best-vs-worst",
+               f"`my_bias` says the judge changed its mind on {noise:.0%} of the rows {cause}, more than "
                f"{HIGH_FLIP_RATE:.0%}: its close ratings are noise. Which rule only pairs answers far apart in "
                "rating?")
         pairs = dataset_of(my_final_pairs, "my_final_pairs", "binarize(...)")
@@ -193,8 +201,10 @@ class PositionBiasAndRule(Exercise):
                                 f"({my_rule!r}): pass `rule=my_rule`.")
         expect(len(pairs) > 0, "`my_final_pairs` has no pairs: look at its `.report` (and `.dropped_rows`) to see why "
                                "the rows were dropped.")
-        return (f"Flip rate {my_bias.flip_rate:.0%} on {my_bias.compared} comparable rows; {len(pairs)} pairs made with "
-                f"{my_rule}. Write down why you chose it: the next person to train on your data will ask.")
+        control = f", {sampling:.0%} from sampling alone" if sampling is not None else ""
+        return (f"Flip rate {my_bias.flip_rate:.0%} from the order on {my_bias.compared} comparable rows{control}; "
+                f"{len(pairs)} pairs made with {my_rule}. Write down why you chose it: the next person to train on "
+                "your data will ask.")
 
 
 _PAIR_CASES = (
