@@ -80,6 +80,8 @@ DROP_REASONS: Dict[str, str] = {
     "ends_with_colon": "the instruction ends with ':' (the model began a list it never wrote)",
     "duplicate": "the same text as an earlier row, after normalization",
     "near_duplicate": "word 3-gram Jaccard similarity with an earlier row at or above the threshold",
+    "low_input_quality": "the quality tagger rated the instruction below the kept tags (Magpie keeps good, excellent)",
+    "unparsed_quality": "the quality tagger's answer could not be read",
     # Evol-Instruct
     "empty_evolution": "the rewrite is empty",
     "copies_prompt_template": "the evolved instruction copies the mutation prompt's words ('#Rewritten Prompt#')",

@@ -81,6 +81,24 @@ def default_batch_size(model_id: str, profile: Any = None) -> int:
     return int(profile.generation_batch_size)
 
 
+class _PresencePenalty:
+    """OpenAI's presence penalty, as a transformers logits processor: ``penalty`` is subtracted from the logit of every
+    token that already appears in the generated text (once, however often it appeared; the prompt does not count).
+    Self-Instruct samples with a presence penalty of 2, to push each new instruction away from the words of the
+    ones before it in the same list."""
+
+    def __init__(self, penalty: float, prompt_length: int) -> None:
+        self.penalty = penalty
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        generated = input_ids[:, self.prompt_length:]
+        if generated.shape[1] == 0:
+            return scores
+        seen = scores.new_zeros(scores.shape, dtype=scores.dtype).scatter_(1, generated, 1.0)
+        return scores - self.penalty * seen
+
+
 class _StopStrings:
     """Stop a row once its *generated* text contains a stop string; remembers which rows it stopped.
 
@@ -299,6 +317,7 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
         top_k: int = 0,
         do_sample: bool = True,
         repetition_penalty: float = 1.0,
+        presence_penalty: float = 0.0,
         stop: Optional[List[str]] = None,
         ignore_eos: bool = False,
         include_stop_str_in_output: bool = False,
@@ -312,7 +331,9 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
             max_new_tokens: token budget per text.
             temperature: 0 (or ``do_sample=False``) means greedy.
             top_p, top_k: nucleus / top-k sampling (``top_k=0``: off).
-            repetition_penalty: 1.0 is off.
+            repetition_penalty: 1.0 is off (transformers' multiplicative penalty on every token seen, prompt included).
+            presence_penalty: 0.0 is off; OpenAI's additive penalty on the tokens already generated (Self-Instruct
+                used 2).
             stop: strings that end a text (cut from the output unless ``include_stop_str_in_output``).
             ignore_eos: keep generating to ``max_new_tokens`` (benchmarks).
 
@@ -336,6 +357,7 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
         salt = self._salt if self._salt is not None else _DIRECT_SALT
         settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                         do_sample=do_sample and temperature > 0, repetition_penalty=repetition_penalty,
+                        presence_penalty=presence_penalty,
                         stop=list(stop or []), ignore_eos=ignore_eos,
                         include_stop_str_in_output=include_stop_str_in_output)
         if sequences:
@@ -427,6 +449,9 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
                 extra["logits_processor"] = [grammar_steps]
             else:
                 grammar_steps = None
+            if settings["presence_penalty"]:  # before the grammar's mask, so the mask has the last word
+                extra["logits_processor"] = [_PresencePenalty(settings["presence_penalty"], width),
+                                             *extra.get("logits_processor", [])]
             with loaded.lock, torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
                 torch.manual_seed(self._chunk_seed(salt, chunk))
                 out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),

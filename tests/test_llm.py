@@ -251,3 +251,19 @@ def test_importing_llm_leaves_no_pydantic_warning_and_no_warning_filter():
             "before = list(warnings.filters)\nimport smolsynth.llm\nassert warnings.filters == before\nprint('ok')")
     result = run_python(code)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_presence_penalty_lowers_each_generated_token_once_and_never_the_prompt(tiny_llm_factory):
+    import torch
+
+    from smolsynth.llm import _PresencePenalty
+
+    scores = torch.zeros((2, 6))
+    ids = torch.tensor([[5, 1, 1, 2], [5, 3, 4, 4]])  # prompt of 1 token (5), then 3 generated tokens per row
+    out = _PresencePenalty(2.0, prompt_length=1)(ids, scores)
+    assert out[0].tolist() == [0.0, -2.0, -2.0, 0.0, 0.0, 0.0]  # token 1 appeared twice: penalised once
+    assert out[1].tolist() == [0.0, 0.0, 0.0, -2.0, -2.0, 0.0]  # the prompt's token 5 is not penalised
+    llm = tiny_llm_factory()
+    free = llm.generate(CHATS[:2], max_new_tokens=16, temperature=0, ignore_eos=True)
+    penalised = llm.generate(CHATS[:2], max_new_tokens=16, temperature=0, ignore_eos=True, presence_penalty=50.0)
+    assert [o["generations"] for o in free] != [o["generations"] for o in penalised]

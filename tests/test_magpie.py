@@ -151,3 +151,34 @@ def test_templates_and_settings_import_nothing_heavy():
             "print(sorted(m for m in ('torch', 'distilabel', 'transformers') if m in sys.modules))")
     result = run_python(code)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]
+
+
+def test_tag_quality_tags_every_instruction_with_a_magpie_tag_and_keeps_only_the_asked_ones(engine_home):
+    from smolsynth.instructions import INPUT_QUALITY, tag_quality
+
+    rows = [{"instruction": text, "generation": "An answer."} for text in (
+        "How do I repot a cactus without hurting my hands?", "hm", "Explain photosynthesis to a child.",
+        "asdf qwer zxcv", "What is the capital of Australia?", "Give three tips for a job interview.")]
+    everything = tag_quality(rows, keep=INPUT_QUALITY, progress=False)
+    assert everything.report.rows_in == 6 and everything.report.dropped == {}  # constrained: every answer parses
+    tags = {r["instruction"]: r["input_quality"] for r in everything.rows}
+    assert set(tags.values()) <= set(INPUT_QUALITY) and len(tags) == 6
+    assert all(r["generation"] == "An answer." for r in everything.rows)  # the tagger's own output is not a column
+    assert not {"quality_answer", "model_name"} & set(everything.rows[0])
+    strict = tag_quality(rows, keep=("good", "excellent"), progress=False)
+    assert [r["instruction"] for r in strict.rows] == [t for t, q in tags.items() if q in ("good", "excellent")]
+    assert {r["reason"] for r in strict.dropped_rows} <= {"low_input_quality"}
+    assert [r["input_quality"] for r in strict.dropped_rows] == [q for q in tags.values()
+                                                                 if q not in ("good", "excellent")]
+    assert strict.report.rows_in == len(strict.rows) + len(strict.dropped_rows) == 6
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"keep": ("great",)}, "keep="), ({"keep": ()}, "keep="),
+                                                 ({"data": [{"text": "hi"}]}, "'instruction' column")])
+def test_tag_quality_refuses_bad_arguments_before_loading_a_model(kwargs, message, monkeypatch):
+    import smolsynth.llm
+    from smolsynth.instructions import tag_quality
+
+    monkeypatch.setattr(smolsynth.llm.LocalLLM, "load", lambda self: pytest.fail("loaded a model"))
+    with pytest.raises(ValueError, match=message):
+        tag_quality(**{"data": [{"instruction": "Hi there, how are you?"}], **kwargs})

@@ -105,6 +105,17 @@ magpie_result
 magpie_result.dataset.to_pandas().head()
 
 # %% [markdown]
+# Magpie's first filter, the input-quality tag. `keep=INPUT_QUALITY` keeps every row, so that you see all the tags
+# before choosing which to keep; `keep=("good", "excellent")` is Magpie's choice (here every row is kept,
+# because a 135M tagger is a blunt judge: read its tags and decide whether you trust them).
+
+# %%
+from smolsynth.instructions import INPUT_QUALITY, tag_quality
+
+tagged = tag_quality(magpie_result.dataset, keep=INPUT_QUALITY)
+tagged.dataset.to_pandas()[["instruction", "input_quality"]].head(10) if len(tagged.dataset) else tagged.report
+
+# %% [markdown]
 # The table above is the **funnel**: what the model produced, then what the filters removed and why. Magpie's
 # failure modes, and what `magpie` does about them:
 #
@@ -119,6 +130,21 @@ magpie_result.dataset.to_pandas().head()
 #
 # Multi-turn conversations are one argument away: `magpie(n, n_turns=2)` alternates user and assistant turns and
 # returns them in a `conversation` column.
+#
+# **What the paper did, and where we differ.** Magpie sampled instructions at temperature 1.0, top_p 1.0, and
+# answered greedily; so does `magpie` (the repetition penalty of 1.2 on answers is ours: without it a 135M model's
+# greedy answers loop). Its own filter for Magpie-Pro was heavier than ours:
+#
+# | Magpie's filter (Llama-3-70B data) | here |
+# |---|---|
+# | an LLM (Llama-3-8B-Instruct) tags each instruction's **input quality**, very poor to excellent, with an explanation; keep good and excellent | `tag_quality` below: the same scale, the rating only (no explanation), decoding constrained to the five tags |
+# | a reward model (FsfairX-LLaMA3-RM) scores each answer; keep a reward above -10 | not done: no reward model runs offline here |
+# | embedding near-duplicates (all-mpnet-base-v2, FAISS, distance < 0.05): keep one per group | word 3-gram Jaccard >= 0.7 and exact duplicates (no embedding model needed) |
+# | instructions ending with ":" | the same (`ends_with_colon`) |
+# | then the 300K with the longest answers | not done: at this scale every row counts |
+#
+# The quality tag is one more judged step, so it runs through the engine like the others: greedy, and constrained
+# so that every answer is one of the five tags.
 
 # %% [markdown]
 # ## 3. Self-Instruct: imitate a few seeds, round after round
@@ -127,7 +153,9 @@ magpie_result.dataset.to_pandas().head()
 # (6 seeds and 2 it generated earlier, shuffled) and ask for new ones. Keep only the new instructions that pass
 # the filters, add them to the **pool**, and repeat. The paper grew 175 seeds into 52,000 instructions this way.
 #
-# The prompt is distilabel's `SelfInstruct` prompt, with the examples as its context. Here it is, exactly:
+# The prompt is distilabel's `SelfInstruct` prompt, with the examples as its context (`bootstrap_context`: the same
+# function `self_instruct` builds every prompt with). Here it is, exactly as the model gets it (the first prompt
+# shows 8 seeds; later ones 6 seeds and 2 generated instructions):
 
 # %%
 SEEDS = [
@@ -141,11 +169,12 @@ SEEDS = [
     "Write a polite email that declines a meeting invitation.",
 ]
 
+from smolsynth.instructions import bootstrap_context
+
 tasks = smolsynth.import_distilabel("distilabel.steps.tasks")
-self_instruct_task = tasks.SelfInstruct(llm=llm, num_instructions=5)
+self_instruct_task = tasks.SelfInstruct(llm=llm, num_instructions=5, application_description="AI assistant")
 self_instruct_task.load()
-print(self_instruct_task.format_input({"input": "Examples of queries this application receives:\n"
-                                                + "\n".join(SEEDS)})[0]["content"])
+print(self_instruct_task.format_input({"input": bootstrap_context(SEEDS[:8])})[0]["content"])
 
 # %% [markdown]
 # distilabel gives the prompt and splits the answer on newlines; the paper's loop and filters are smolsynth's
@@ -160,6 +189,16 @@ print(self_instruct_task.format_input({"input": "Examples of queries this applic
 # - it starts with punctuation or a non-ASCII character (`starts_with_punctuation`, `starts_with_non_ascii`).
 #
 # Numbering and bullets ("1.", "- ") are stripped first: the model often numbers its list even when asked not to.
+#
+# **What the paper did, and where we differ.**
+#
+# | | the paper (GPT-3 davinci) | here |
+# |---|---|---|
+# | prompt | "Come up with a series of tasks:" and 8 numbered instructions; the model continues the list | distilabel's chat prompt: a header, the 8 examples one per line, "write 5 new ones" (a chat model does not continue a list, it answers) |
+# | sampling | temperature 0.7, top_p 0.5, presence penalty 2, up to 1024 tokens | temperature 1.0 (below), top_p 1.0, no presence penalty, 256 tokens: on SmolLM2-135M the paper's settings kept fewer new instructions (measured below); `self_instruct(..., temperature=0.7, top_p=0.5, presence_penalty=2.0)` runs the paper's |
+# | filters | ROUGE-L > 0.7 against seeds and the pool; <= 3 or > 150 words; the keyword list; "Write a program"; punctuation or non-ASCII first | the same, in the same order |
+# | scale | 175 seeds, 52K instructions | 8 seeds, 2 rounds: a demonstration |
+# | instances | each instruction gets up to 5 input/output *instances*: classification tasks output-first (the label, then an input for it), the others input-first; then cleaning (an input with two different outputs drops the task; empty outputs, input == output, text ending with ":") | instructions only; the answers come from `generate` below, one per instruction, with no separate input |
 
 # %%
 self_instruct_result = self_instruct(SEEDS, rounds=SELF_INSTRUCT_ROUNDS, prompts_per_round=PROMPTS_PER_ROUND,
@@ -206,6 +245,15 @@ print(evol_mutation_templates()["CONSTRAINTS"].replace("<PROMPT>", SEEDS[0]))
 #
 # A failed evolution goes back to the pool: its parent gets another try in the next round. The mutation for each
 # instruction is drawn with `seed`, so a run is reproducible.
+#
+# **What the paper did, and where we differ.** WizardLM evolved Alpaca's 52K instructions for M = 4 rounds (about
+# 250K results) with ChatGPT, which also answered and judged "equal or not". The authors' code picks one of the five
+# prompts uniformly and samples at temperature 1, top_p 0.95; the "complicate input" operation is in the paper but
+# not in their code, and none of the four eliminations are (distilabel dropped them too). Here: distilabel's
+# mutation prompts (complicate input included), one mutation per instruction drawn uniformly, rewrites sampled at
+# temperature 0.7 (`evol_instruct(..., temperature=1.0)` is the authors'), answers greedy, all four eliminations,
+# and the *same* small model as its own judge, constrained to `Equal` / `Not Equal`: a weaker judge than ChatGPT, so
+# read the `no_information_gain` drops yourself.
 
 # %%
 evol_result = evol_instruct(SEEDS[:4], rounds=EVOL_ROUNDS, model=model_id, max_new_tokens=MAX_NEW_TOKENS,

@@ -17,11 +17,12 @@ from smolsynth.generation import generate
 from smolsynth.instructions.evol_instruct import (EVOL_IN_BREADTH, EVOL_IN_DEPTH, EVOL_JUDGE_PROMPT,
                                                   copies_template_words, evol_instruct, evol_mutation_templates,
                                                   evolution_elimination_reason)
-from smolsynth.instructions.magpie import magpie
-from smolsynth.instructions.self_instruct import (BOOTSTRAP_HEADER, SELF_INSTRUCT_BLOCKLIST, filter_instructions,
-                                                  instruction_rule, rouge_l, self_instruct, strip_numbering)
+from smolsynth.instructions.magpie import INPUT_QUALITY, magpie, tag_quality
+from smolsynth.instructions.self_instruct import (BOOTSTRAP_HEADER, SELF_INSTRUCT_BLOCKLIST, bootstrap_context,
+                                                  filter_instructions, instruction_rule, rouge_l, self_instruct,
+                                                  strip_numbering)
 
-__all__ = ["BOOTSTRAP_HEADER", "EVOL_IN_BREADTH", "EVOL_IN_DEPTH", "EVOL_JUDGE_PROMPT", "SELF_INSTRUCT_BLOCKLIST",
-           "copies_template_words", "evol_instruct", "evol_mutation_templates", "evolution_elimination_reason",
+__all__ = ["BOOTSTRAP_HEADER", "EVOL_IN_BREADTH", "INPUT_QUALITY", "EVOL_IN_DEPTH", "EVOL_JUDGE_PROMPT", "SELF_INSTRUCT_BLOCKLIST",
+           "bootstrap_context", "copies_template_words", "evol_instruct", "evol_mutation_templates", "evolution_elimination_reason",
            "filter_instructions", "generate", "instruction_rule", "magpie", "rouge_l", "self_instruct",
-           "strip_numbering", "to_sft"]
+           "strip_numbering", "tag_quality", "to_sft"]

@@ -6,9 +6,10 @@ distilabel's ``Magpie`` task runs through the runner with a row count (``MagpieG
 written greedily, as in the paper (distilabel uses one setting for both: the subclass here gives the assistant turns
 their own). Filters, each counted: instructions ending with ":", exact and near duplicates, empty turns.
 
-The paper filters further: an LLM tags each instruction's quality (keeping "good" and "excellent"), a reward model
-scores the responses, embedding near-duplicates are removed and the longest responses kept. Here the duplicate
-filter is word 3-gram Jaccard (no embedding model needed).
+The paper filters further: an LLM tags each instruction's input quality (keeping "good" and "excellent"), a reward
+model scores the responses (keeping a reward above -10), embedding near-duplicates are removed and the longest
+responses kept. :func:`tag_quality` is the first of those, as a constrained judge step; the duplicate filter here is
+word 3-gram Jaccard (no embedding model needed).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any, Dict, List, Optional, Union
 
 from smolsynth.arguments import check_number, check_texts
 from smolsynth.formats import GENERATION, INSTRUCTION, conversation_problem
-from smolsynth.rows import Result, Row, from_steps, partition
+from smolsynth.rows import Result, Row, as_rows, from_steps, partition
 from smolsynth.stats import NearDuplicateIndex, normalize_text
 
-__all__ = ["magpie"]
+__all__ = ["INPUT_QUALITY", "magpie", "tag_quality"]
 
 
 @lru_cache(maxsize=None)  # built on first use (importing distilabel is slow), once
@@ -184,3 +185,82 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
                       dropped_rows=generated.dropped_rows + filtered.dropped_rows, rows_in=num_rows, started=started,
                       model=generated.report.model,
                       params={"num_rows": num_rows, "n_turns": n_turns, "system_prompt": system_prompt})
+
+
+INPUT_QUALITY = ("very poor", "poor", "average", "good", "excellent")
+"""The input-quality tags of Magpie's tagger, worst first."""
+
+QUALITY_PROMPT = """Rate the quality of the user query below: how clear, specific and coherent it is.
+
+- very poor: unclear, vague or incoherent; essential information is missing.
+- poor: somewhat unclear, or missing important details.
+- average: moderately clear and specific; some more information may be needed to answer it well.
+- good: clear, specific and well formed; enough context to answer it.
+- excellent: very clear, specific and well articulated; everything needed to answer it is there.
+
+User query:
+{{ instruction }}
+
+Answer with the rating only, as JSON: {"input_quality": "..."}."""
+"""The tagger's prompt (our wording of the scale Magpie's tagger uses; it asks for the rating only)."""
+
+
+def tag_quality(data: Any, *, keep: Sequence[str] = ("good", "excellent"), model: Optional[str] = None,
+                llm: Any = None, seed: int = 0, batch_size: Optional[int] = None, cache: bool = True,
+                progress: bool = True) -> Result:
+    """Magpie's first filter: an LLM tags each instruction's input quality, and only the ``keep`` tags stay.
+
+    The tagger answers greedily, its decoding constrained to ``{"input_quality": <one of INPUT_QUALITY>}``, so every
+    answer parses (on any model; an answer that still cannot be read is dropped as ``unparsed_quality``). Kept rows
+    get an ``input_quality`` column; the others are dropped as ``low_input_quality``, with their tag. Magpie tagged
+    with Llama-3-8B-Instruct, which writes an explanation before the rating; here the rating comes alone (a small
+    model's explanation would cost tokens and be cut off), so it is a cheaper and blunter judgment.
+
+    Returns a :class:`~smolsynth.rows.Result` (``.report.dropped`` counts each reason).
+
+    >>> tagged = tag_quality(magpie(20).dataset)  # doctest: +SKIP
+    >>> tagged.report.dropped  # doctest: +SKIP
+    """
+    import json
+
+    from smolsynth.llm import LocalLLM
+    from smolsynth.runner import run
+    from smolsynth.verbosity import import_distilabel, quiet_distilabel
+
+    keep = list(keep) if not isinstance(keep, str) else [keep]
+    unknown = [k for k in keep if k not in INPUT_QUALITY]
+    if unknown or not keep:
+        raise ValueError(f"keep={keep!r}: use tags from {list(INPUT_QUALITY)}, e.g. keep=('good', 'excellent').")
+    rows = as_rows(data, argument="data")
+    if rows and INSTRUCTION not in rows[0]:
+        raise ValueError(f"tag_quality() needs an {INSTRUCTION!r} column (columns: {sorted(rows[0])}): pass the rows "
+                         "that magpie() returned (its .rows or .dataset).")
+    started = time.perf_counter()
+    schema = {"type": "object", "properties": {"input_quality": {"enum": list(INPUT_QUALITY)}},
+              "required": ["input_quality"]}
+    with quiet_distilabel():
+        if llm is None:
+            llm = LocalLLM(model, seed=seed, structured_output={"format": "json", "schema": schema},
+                           generation_kwargs={"max_new_tokens": 32, "temperature": 0.0})
+        task = import_distilabel("distilabel.steps.tasks").TextGeneration(
+            llm=llm, template=QUALITY_PROMPT, columns=[INSTRUCTION], name="tag_quality",
+            output_mappings={"generation": "quality_answer"})
+    # the tagger sees the instruction only; its answer is joined back to the row (whose columns it must not touch)
+    tagged = run(task, [{INSTRUCTION: r[INSTRUCTION], "_row": i} for i, r in enumerate(rows)], batch_size=batch_size,
+                 cache=cache, progress=progress, desc="tag quality",
+                 allow_truncated=True)  # 32 tokens hold the JSON; a cut answer fails to parse and is counted
+
+    def check(answered: Row) -> Any:
+        row = rows[answered["_row"]]
+        try:
+            tag = json.loads(answered.get("quality_answer") or "")["input_quality"]
+        except (ValueError, KeyError, TypeError):
+            return "unparsed_quality", row
+        row = {**row, "input_quality": tag}
+        return (None if tag in keep else "low_input_quality"), row
+
+    filtered = partition(tagged.rows, check, step=f"keep {', '.join(keep)}")
+    not_run = [{**rows[r["_row"]], "reason": r["reason"]} for r in tagged.dropped_rows]
+    return from_steps("tag_quality", [tagged.report, filtered.report], rows=filtered.rows,
+                      dropped_rows=not_run + filtered.dropped_rows, rows_in=len(rows), started=started,
+                      model=tagged.report.model, params={"keep": keep})

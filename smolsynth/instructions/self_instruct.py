@@ -25,8 +25,8 @@ from smolsynth.arguments import check_number, check_texts
 from smolsynth.formats import INSTRUCTION
 from smolsynth.rows import Result, Row, as_rows, from_steps, partition
 
-__all__ = ["BOOTSTRAP_HEADER", "SELF_INSTRUCT_BLOCKLIST", "filter_instructions", "instruction_rule", "rouge_l",
-           "self_instruct", "strip_numbering"]
+__all__ = ["BOOTSTRAP_HEADER", "SELF_INSTRUCT_BLOCKLIST", "bootstrap_context", "filter_instructions",
+           "instruction_rule", "rouge_l", "self_instruct", "strip_numbering"]
 
 SELF_INSTRUCT_BLOCKLIST: Tuple[str, ...] = ("image", "images", "graph", "graphs", "picture", "pictures", "file",
                                             "files", "map", "maps", "draw", "plot", "go to")
@@ -155,17 +155,29 @@ def _split_instructions(rows: List[Row], round_no: int) -> List[Row]:
             for row in rows for text in row.get("instructions") or []]
 
 
+def bootstrap_context(examples: Sequence[str]) -> str:
+    """The context of one Self-Instruct prompt, exactly as :func:`self_instruct` sends it: :data:`BOOTSTRAP_HEADER`,
+    then one example instruction per line. distilabel's ``SelfInstruct`` task puts it into its prompt.
+
+    >>> print(bootstrap_context(["Name a bird.", "Sort these numbers: 3, 1, 2."]))
+    Examples of queries this application receives (write new, different ones):
+    Name a bird.
+    Sort these numbers: 3, 1, 2.
+    """
+    return BOOTSTRAP_HEADER + "\n" + "\n".join(examples)
+
+
 def _contexts(seeds: Sequence[str], pool: Sequence[str], rng: random.Random, n: int, seed_examples: int,
               pool_examples: int) -> List[str]:
     """``n`` prompt contexts: ``pool_examples`` pool instructions (fewer while the pool is small) and seeds up to
-    ``seed_examples + pool_examples`` in all, shuffled, one per line under :data:`BOOTSTRAP_HEADER`."""
+    ``seed_examples + pool_examples`` in all, shuffled (:func:`bootstrap_context`)."""
     contexts = []
     for _ in range(n):
         from_pool = rng.sample(list(pool), min(pool_examples, len(pool)))
         n_seeds = min(len(seeds), seed_examples + pool_examples - len(from_pool))
         examples = rng.sample(list(seeds), n_seeds) + from_pool
         rng.shuffle(examples)
-        contexts.append(BOOTSTRAP_HEADER + "\n" + "\n".join(examples))
+        contexts.append(bootstrap_context(examples))
     return contexts
 
 
@@ -173,8 +185,9 @@ def self_instruct(seeds: Sequence[str], *, rounds: int = 2, prompts_per_round: i
                   seed_examples: int = 6, pool_examples: int = 2, max_instructions: Optional[int] = None,
                   model: Optional[str] = None, llm: Any = None, application_description: str = "AI assistant",
                   criteria: Optional[str] = None, rouge_threshold: float = 0.7, max_new_tokens: int = 256,
-                  temperature: float = 0.7, seed: int = 0, batch_size: Optional[int] = None, cache: bool = True,
-                  progress: bool = True, allow_truncated: bool = False) -> Result:
+                  temperature: float = 0.7, top_p: float = 1.0, presence_penalty: float = 0.0, seed: int = 0,
+                  batch_size: Optional[int] = None, cache: bool = True, progress: bool = True,
+                  allow_truncated: bool = False) -> Result:
     """The Self-Instruct paper's bootstrap loop, with distilabel's ``SelfInstruct`` prompt.
 
     Each round builds ``prompts_per_round`` prompts; each shows ``seed_examples`` seed instructions and
@@ -182,8 +195,10 @@ def self_instruct(seeds: Sequence[str], *, rounds: int = 2, prompts_per_round: i
     writes ``num_instructions`` new ones per prompt; they are split into rows, numbering stripped, and filtered
     (:func:`filter_instructions`: rules, then ROUGE-L against the seeds and the whole pool). Kept instructions join the
     pool for the next round. With ``max_instructions`` the loop stops once the pool has that many; extra ones are
-    dropped as ``over_max``. The paper samples at temperature 0.7, top_p 0.5 with a presence penalty of 2; our
-    engine has no presence penalty, and ``top_p`` stays 1.0 so that a small model still varies its lists.
+    dropped as ``over_max``. The paper sampled GPT-3 at temperature 0.7, ``top_p`` 0.5 and a presence penalty of 2
+    (``presence_penalty=2.0, top_p=0.5`` reproduces that); the defaults here keep ``top_p`` at 1.0 and the presence
+    penalty off, because on a 135M model the paper's settings keep fewer instructions (measured in
+    ``benchmarks/README.md``).
 
     Returns a :class:`~smolsynth.rows.Result`: rows of the generated pool (``instruction``, ``round``,
     ``max_rouge_l``, ``most_similar``, ``context``, ``raw``), every removed candidate with its reason in
@@ -204,10 +219,15 @@ def self_instruct(seeds: Sequence[str], *, rounds: int = 2, prompts_per_round: i
     check_number("pool_examples", pool_examples, minimum=0, integer=True)
     check_number("max_instructions", max_instructions, minimum=1, integer=True, allow_none=True)
     check_number("temperature", temperature, minimum=0.0, maximum=5.0)
+    check_number("top_p", top_p, minimum=0.0, maximum=1.0, exclusive_minimum=True)
+    check_number("presence_penalty", presence_penalty, minimum=-2.0, maximum=2.0)
     check_number("rouge_threshold", rouge_threshold, minimum=0.0, maximum=1.0)
     started = time.perf_counter()
     rng = random.Random(seed)
-    llm = llm_for(model, llm, seed=seed, max_new_tokens=max_new_tokens, temperature=temperature)
+    sampling = {"top_p": top_p} if top_p != 1.0 else {}
+    if presence_penalty:
+        sampling["presence_penalty"] = presence_penalty  # only when set: the cache key of default runs is unchanged
+    llm = llm_for(model, llm, seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, **sampling)
     kwargs: Dict[str, Any] = {"num_instructions": num_instructions, "application_description": application_description}
     if criteria is not None:
         kwargs["criteria_for_query_generation"] = criteria
