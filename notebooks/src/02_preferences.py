@@ -167,6 +167,16 @@ all_aspects = judge(evolved.dataset.select(range(min(ASPECT_ROWS, len(evolved.da
 all_aspects.dataset.select_columns(["ratings", "ratings_truthfulness", "ratings_helpfulness"]).to_pandas()
 
 # %% [markdown]
+# **What the papers did, and where we differ.**
+#
+# | | the paper | here |
+# |---|---|---|
+# | UltraFeedback candidates | 4 answers per prompt, from 4 of 17 models | 2 pooled answers (one model, two decoding setups) + 2 EvolQuality rewrites |
+# | UltraFeedback judge | GPT-4, the four aspects rated separately (1-5, with a rationale each) | the same prompts (distilabel's), by the same small model; `"overall-rating"` by default, `"all"` for the four; decoding constrained so every rating parses; rationales cut to `RATIONALE_CHARS`; sampled at temperature 0.7 |
+# | EvolQuality (Deita) | each answer rewritten for M = 5 rounds, each round building on the last, then all versions scored by ChatGPT against each other | one rewrite per direction of the first candidate, one round, scored by the UltraFeedback judge with the others |
+# | binarization | see the next section | the three rules, named after their origin |
+
+# %% [markdown]
 # ## 6. From ratings to pairs: three rules
 #
 # DPO needs *one* chosen and *one* rejected answer per row. With four rated candidates there are several ways to

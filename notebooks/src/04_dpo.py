@@ -147,6 +147,31 @@ config = dpo_config(profile, output_dir=str(DPO_DIR), num_train_epochs=EPOCHS, b
 # | `precompute_ref_log_probs` | compute the reference's log-probabilities once, before training | off: with LoRA the reference is the policy with its adapters switched off, so it costs no memory |
 # | batch × accumulation | pairs per optimizer step | DPO runs four sequences per pair (chosen and rejected, policy and reference): smaller batches than SFT fit |
 #
+# **What the papers did, and where we differ.**
+#
+# | | DPO paper (Rafailov et al., 2023) | Zephyr / recipes | here |
+# |---|---|---|---|
+# | loss | $-\log\sigma$ of the reward margin (`loss_type="sigmoid"`) | the same | the same |
+# | `beta` | 0.1 (0.5 for TL;DR summaries) | 0.1 (Zephyr); 0.5 in the alignment-handbook's SmolLM2 recipe | `BETA` = 0.1; exercise 2 compares it with 0.5 |
+# | learning rate | 1e-6, RMSprop, linear warm-up over 150 steps, full fine-tuning | 5e-7 (Zephyr, full); 5e-6 with LoRA | 5e-5 with LoRA, AdamW (TRL's default), warm-up over 10% of the steps |
+# | batch | 64 pairs | 32-128 | 1-4 pairs per step on a CPU |
+# | data | thousands of pairs, one epoch or a few | 60K UltraFeedback pairs | tens of pairs, a few epochs |
+# | reference | the SFT model, a second full copy | the same | the SFT checkpoint with the LoRA adapters switched off (no copy) |
+#
+# **The learning-rate ratio.** DPO steps are much smaller than SFT's: 2e-5 (full SFT) against 5e-7 to 1e-6 (full
+# DPO), and 2e-4 (LoRA SFT) against 5e-6 (LoRA DPO): 20 to 40 times smaller in the recipes. Here 5e-4 (notebook 03)
+# against 5e-5: only 10 times, because a few dozen steps on a few dozen pairs need bigger steps to show anything; on
+# thousands of pairs use the recipes' values.
+#
+# **`precompute_ref_log_probs`.** With `True`, TRL runs the reference once over the whole dataset before training
+# and keeps its log-probabilities, so the reference never sits in memory beside the policy during training: worth it
+# in full fine-tuning (two full models otherwise). With LoRA the reference costs nothing (below), so it stays off.
+#
+# **Multi-turn data.** A pair's `prompt` may be a whole conversation (Magpie with `n_turns=2`): everything up to the
+# last user turn. `chosen` and `rejected` are the last assistant turn only; the earlier assistant turns are context,
+# and DPO computes the log-probabilities (so the loss) on the two final answers alone, as SFT's completion-only loss
+# does (notebook 03, exercise 4).
+#
 # **LoRA, and the reference for free.** With `peft_config=lora_config(profile)` and no `ref_model`, TRL computes the
 # reference's log-probabilities with the adapters disabled: the frozen weights *are* the starting policy, so no
 # second copy of the model is loaded. Without LoRA, TRL loads the reference as a second model.
