@@ -43,11 +43,13 @@ SELF_INSTRUCT_ROUNDS = 2  # Self-Instruct bootstrap rounds
 PROMPTS_PER_ROUND = 8  # Self-Instruct prompts per round (each asks for several new instructions)
 EVOL_ROUNDS = 2  # Evol-Instruct rounds (the paper runs 4)
 N_EXERCISE = 8  # rows the exercises ask for (SmolLM2-135M finishes about a third of its Magpie rows)
+N_INSTANCES = 6  # Self-Instruct instructions given input/output instances (the paper's second stage)
 
 # %%
 from smolsynth import course
 
 course.fast_mode(globals(), N_MAGPIE=6, SELF_INSTRUCT_ROUNDS=2, PROMPTS_PER_ROUND=3, EVOL_ROUNDS=1, N_EXERCISE=6,
+                 N_INSTANCES=3,
                  tiny_model=dict(MAX_NEW_TOKENS=24, RESPONSE_TEMPERATURE=0.7, N_EXERCISE=3))
 
 # %%
@@ -198,7 +200,7 @@ print(self_instruct_task.format_input({"input": bootstrap_context(SEEDS[:8])})[0
 # | sampling | temperature 0.7, top_p 0.5, presence penalty 2, up to 1024 tokens | temperature 1.0 (below), top_p 1.0, no presence penalty, 256 tokens: on SmolLM2-135M the paper's settings kept fewer new instructions (measured below); `self_instruct(..., temperature=0.7, top_p=0.5, presence_penalty=2.0)` runs the paper's |
 # | filters | ROUGE-L > 0.7 against seeds and the pool; <= 3 or > 150 words; the keyword list; "Write a program"; punctuation or non-ASCII first | the same, in the same order |
 # | scale | 175 seeds, 52K instructions | 8 seeds, 2 rounds: a demonstration |
-# | instances | each instruction gets up to 5 input/output *instances*: classification tasks output-first (the label, then an input for it), the others input-first; then cleaning (an input with two different outputs drops the task; empty outputs, input == output, text ending with ":") | instructions only; the answers come from `generate` below, one per instruction, with no separate input |
+# | instances | each instruction gets up to 5 input/output *instances*: classification tasks output-first (the label, then an input for it), the others input-first, greedy with a presence penalty of 1.5; then cleaning (an input with two different outputs drops the task; empty outputs, input == output, text ending with ":") | `self_instruct_instances` (below): the same stages and clean-up, up to 2 instances by default, our wording of the prompts with our own examples, decoding constrained to the format; the SFT data of section 7 uses one `generate` answer per instruction instead |
 
 # %%
 self_instruct_result = self_instruct(SEEDS, rounds=SELF_INSTRUCT_ROUNDS, prompts_per_round=PROMPTS_PER_ROUND,
@@ -213,8 +215,29 @@ self_instruct_result
 self_instruct_result.dropped.to_pandas().head(10)
 
 # %% [markdown]
-# Self-Instruct only writes instructions; the answers come next, from any model you trust, with
-# `generate` (distilabel's `TextGeneration`), which keeps the rows' columns and adds the answer as `generation`.
+# **The paper's second stage: instances.** Self-Instruct did not answer its instructions directly. It first asked the
+# model whether each one is a *classification* task ("with finite output labels"), then wrote up to five
+# input/output **instances** per instruction: for classification tasks **output-first** (a class label, then an
+# input for it: asked input-first, a model writes inputs of the most common class), for the others **input-first**.
+# It decoded greedily (temperature 0, presence penalty 1.5), then cleaned: a task whose same input got two different
+# outputs is dropped whole, and so is an instance with an empty output, an output equal to its input, or text
+# ending with ":". `self_instruct_instances` does all of that; both answers are constrained to their format (`Yes`/
+# `No`, then `Input: ...` / `Output: ...` lines), so every answer parses, and an answer cut by the token budget is
+# dropped as `truncated`. Here on a few of the new instructions (or the seeds, if none was kept):
+
+# %%
+from smolsynth.instructions import self_instruct_instances
+
+instance_source = [row["instruction"] for row in self_instruct_result.rows][:N_INSTANCES] or SEEDS[:N_INSTANCES]
+instances = self_instruct_instances(instance_source, max_new_tokens=MAX_NEW_TOKENS)
+print(instances.report)
+instances.dataset.to_pandas()[["order", "instruction", "input", "output"]] if len(instances.dataset) else \
+    instances.dropped.to_pandas()[["instruction", "reason"]]
+
+# %% [markdown]
+# An instruction plus an input is one user message; the output is the answer. This course takes the simpler path
+# below instead: one answer per instruction, written by `generate` (distilabel's `TextGeneration`), which keeps the
+# rows' columns and adds the answer as `generation`.
 
 # %%
 self_instruct_answered = generate(self_instruct_result.dataset, model=model_id, max_new_tokens=MAX_NEW_TOKENS,

@@ -19,10 +19,12 @@ from smolsynth.instructions.evol_instruct import (EVOL_IN_BREADTH, EVOL_IN_DEPTH
                                                   evolution_elimination_reason)
 from smolsynth.instructions.magpie import INPUT_QUALITY, magpie, tag_quality
 from smolsynth.instructions.self_instruct import (BOOTSTRAP_HEADER, SELF_INSTRUCT_BLOCKLIST, bootstrap_context,
-                                                  filter_instructions, instruction_rule, rouge_l, self_instruct,
+                                                  clean_instances, filter_instructions, instruction_rule,
+                                                  parse_instances, rouge_l, self_instruct, self_instruct_instances,
                                                   strip_numbering)
 
-__all__ = ["BOOTSTRAP_HEADER", "EVOL_IN_BREADTH", "INPUT_QUALITY", "EVOL_IN_DEPTH", "EVOL_JUDGE_PROMPT", "SELF_INSTRUCT_BLOCKLIST",
-           "bootstrap_context", "copies_template_words", "evol_instruct", "evol_mutation_templates", "evolution_elimination_reason",
-           "filter_instructions", "generate", "instruction_rule", "magpie", "rouge_l", "self_instruct",
-           "strip_numbering", "tag_quality", "to_sft"]
+__all__ = ["BOOTSTRAP_HEADER", "EVOL_IN_BREADTH", "EVOL_IN_DEPTH", "EVOL_JUDGE_PROMPT", "INPUT_QUALITY",
+           "SELF_INSTRUCT_BLOCKLIST", "bootstrap_context", "clean_instances", "copies_template_words",
+           "evol_instruct", "evol_mutation_templates", "evolution_elimination_reason", "filter_instructions",
+           "generate", "instruction_rule", "magpie", "parse_instances", "rouge_l", "self_instruct",
+           "self_instruct_instances", "strip_numbering", "tag_quality", "to_sft"]

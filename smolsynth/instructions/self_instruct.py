@@ -25,8 +25,9 @@ from smolsynth.arguments import check_number, check_texts
 from smolsynth.formats import INSTRUCTION
 from smolsynth.rows import Result, Row, as_rows, from_steps, partition
 
-__all__ = ["BOOTSTRAP_HEADER", "SELF_INSTRUCT_BLOCKLIST", "bootstrap_context", "filter_instructions",
-           "instruction_rule", "rouge_l", "self_instruct", "strip_numbering"]
+__all__ = ["BOOTSTRAP_HEADER", "CLASSIFICATION_PROMPT", "INPUT_FIRST_PROMPT", "OUTPUT_FIRST_PROMPT",
+           "SELF_INSTRUCT_BLOCKLIST", "bootstrap_context", "clean_instances", "filter_instructions", "instruction_rule",
+           "parse_instances", "rouge_l", "self_instruct", "self_instruct_instances", "strip_numbering"]
 
 SELF_INSTRUCT_BLOCKLIST: Tuple[str, ...] = ("image", "images", "graph", "graphs", "picture", "pictures", "file",
                                             "files", "map", "maps", "draw", "plot", "go to")
@@ -262,3 +263,197 @@ def self_instruct(seeds: Sequence[str], *, rounds: int = 2, prompts_per_round: i
         steps += [generated.report, filtered.report]
     return from_steps("self_instruct", steps, rows=pool, dropped_rows=dropped, rows_in=candidates_total,
                       started=started, model=getattr(llm, "model_name", None), params={"seeds": list(seeds)})
+
+
+# ------------------------------------------------------------------------------------------------------ instances
+CLASSIFICATION_PROMPT = """Can the following task be regarded as a classification task with finite output labels?
+
+Task: Decide whether a product review is positive or negative.
+Is it classification? Yes
+
+Task: Write a short poem about autumn leaves.
+Is it classification? No
+
+Task: Tell me if this sentence contains a spelling mistake.
+Is it classification? Yes
+
+Task: Explain how a refrigerator keeps food cold.
+Is it classification? No
+
+Task: {{ instruction }}
+Is it classification?"""
+"""Self-Instruct's first question about each instruction (our examples, the paper's question), answered Yes or No."""
+
+INPUT_FIRST_PROMPT = """Come up with examples for the following task. Each example has an input and the output that \
+answers the task for that input. If the task needs no input, write "Input: none" and the output directly.
+
+Task: {{ instruction }}"""
+"""Self-Instruct's input-first instance prompt (our wording): for tasks that are not classification."""
+
+OUTPUT_FIRST_PROMPT = """Given the classification task below, write examples: first a possible class label, then an \
+input that belongs to that label. Use a different label in each example.
+
+Task: {{ instruction }}"""
+"""Self-Instruct's output-first instance prompt (our wording): the label first, so the inputs do not all fall in the
+most common class (the paper's reason for it)."""
+
+_LINE = r"[^\x00-\x1f]+"  # one line of text: no newline, no control character
+
+
+def _instance_regex(order: str, n: int) -> str:
+    first, second = ("Input", "Output") if order == "input-first" else ("Class label", "Input")
+    one = f"{first}: {_LINE}\\n{second}: {_LINE}"
+    return one if n == 1 else f"{one}(?:\\n\\n{one}){{0,{n - 1}}}"
+
+
+_INSTANCE = re.compile(r"^(?P<a>Input|Class label): (?P<x>.*)\n(?P<b>Output|Input): (?P<y>.*)$", re.MULTILINE)
+
+
+def parse_instances(text: str, order: str) -> List[Dict[str, str]]:
+    """The instances in one instance-generation answer, as ``{"input", "output"}`` dicts (for output-first answers
+    the class label is the output). "Input: none" becomes an empty input.
+
+    >>> parse_instances("Input: 2 + 2\\nOutput: 4\\n\\nInput: 3 + 5\\nOutput: 8", "input-first")
+    [{'input': '2 + 2', 'output': '4'}, {'input': '3 + 5', 'output': '8'}]
+    >>> parse_instances("Class label: positive\\nInput: I loved it.", "output-first")
+    [{'input': 'I loved it.', 'output': 'positive'}]
+    """
+    out = []
+    for m in _INSTANCE.finditer(text or ""):
+        a, b = m.group("x").strip(), m.group("y").strip()
+        given, answer = (a, b) if order == "input-first" else (b, a)
+        out.append({"input": "" if given.lower() in ("none", "<noinput>", "n/a") else given, "output": answer})
+    return out
+
+
+def clean_instances(rows: Sequence[Row]) -> Result:
+    """Self-Instruct's clean-up of generated instances (the authors' ``prepare_for_finetuning``), each drop counted.
+
+    A task is dropped whole (``conflicting_outputs``) when one input appears with two different outputs; an instance
+    is dropped when its output is empty (``empty_output``), its input equals its output (``input_equals_output``),
+    its input or output ends with ":" (``ends_with_colon``), or it repeats an instance kept before
+    (``duplicate_instance``).
+
+    >>> r = clean_instances([{"instruction": "Add.", "input": "1+1", "output": "2"},
+    ...                      {"instruction": "Add.", "input": "1+1", "output": "2"},
+    ...                      {"instruction": "Echo.", "input": "hi", "output": "hi"}])
+    >>> [x["output"] for x in r.rows], r.report.dropped
+    (['2'], {'duplicate_instance': 1, 'input_equals_output': 1})
+    """
+    outputs: Dict[Tuple[str, str], set] = {}
+    for row in rows:
+        outputs.setdefault((row[INSTRUCTION], row["input"].strip()), set()).add(row["output"].strip())
+    conflicting = {task for (task, _), answers in outputs.items() if len(answers) > 1}
+    seen: set = set()
+
+    def check(row: Row) -> Optional[str]:
+        given, answer = row["input"].strip(), row["output"].strip()
+        if row[INSTRUCTION] in conflicting:
+            return "conflicting_outputs"
+        if not answer:
+            return "empty_output"
+        if given and given == answer:
+            return "input_equals_output"
+        if given.endswith(":") or answer.endswith(":"):
+            return "ends_with_colon"
+        key = (row[INSTRUCTION], given, answer)
+        if key in seen:
+            return "duplicate_instance"
+        seen.add(key)
+        return None
+
+    return partition(rows, check, step="clean instances")
+
+
+def self_instruct_instances(instructions: Any, *, instances: int = 2, model: Optional[str] = None, llm: Any = None,
+                            max_new_tokens: int = 256, presence_penalty: float = 1.5, seed: int = 0,
+                            batch_size: Optional[int] = None, cache: bool = True, progress: bool = True) -> Result:
+    """Self-Instruct's second stage: input/output instances for each instruction, then the paper's clean-up.
+
+    1. The model answers :data:`CLASSIFICATION_PROMPT` for each instruction, greedily, constrained to ``Yes`` or
+       ``No``.
+    2. Classification tasks get :data:`OUTPUT_FIRST_PROMPT` (a class label, then an input for it), the others
+       :data:`INPUT_FIRST_PROMPT` (an input, then its output), as in the paper. Decoding is greedy with a presence
+       penalty (the paper: temperature 0, presence penalty 1.5), constrained to up to ``instances`` examples in the
+       prompt's format, so every answer parses; an answer cut by ``max_new_tokens`` is dropped (``truncated``).
+    3. :func:`clean_instances`.
+
+    ``instructions`` is a list of strings or rows with an ``instruction`` column (e.g. ``self_instruct(...).rows``).
+    Returns a :class:`~smolsynth.rows.Result`: one row per kept instance (``instruction``, ``input``, ``output``,
+    ``is_classification``, ``order``), every dropped task or instance with its reason. The report counts candidates:
+    an instruction that wrote no instance counts once, each written instance once
+    (``.params["instructions"]`` is the number of instructions).
+
+    >>> r = self_instruct_instances(["Sort these words alphabetically.", "Is this email spam?"])  # doctest: +SKIP
+    """
+    from smolsynth.gates import truncated
+    from smolsynth.llm import LocalLLM
+    from smolsynth.runner import DISTILABEL_METADATA, run
+    from smolsynth.verbosity import import_distilabel, quiet_distilabel
+
+    check_number("instances", instances, minimum=1, maximum=5, integer=True)
+    check_number("max_new_tokens", max_new_tokens, minimum=16, integer=True)
+    check_number("presence_penalty", presence_penalty, minimum=-2.0, maximum=2.0)
+    if isinstance(instructions, (list, tuple)) and all(isinstance(i, str) for i in instructions):
+        rows = [{INSTRUCTION: i} for i in check_texts("instructions", list(instructions))]
+    else:
+        rows = as_rows(instructions, argument="instructions")
+        if rows and INSTRUCTION not in rows[0]:
+            raise ValueError(f"instructions: the rows have no {INSTRUCTION!r} column (columns: {sorted(rows[0])}); "
+                             "pass a list of strings or the rows self_instruct() returned.")
+    started = time.perf_counter()
+    tasks = import_distilabel("distilabel.steps.tasks")
+    asked = [{INSTRUCTION: r[INSTRUCTION]} for r in rows]
+    with quiet_distilabel():
+        judge_llm = llm or LocalLLM(model, seed=seed, structured_output={"format": "regex", "schema": "(Yes|No)"},
+                                    generation_kwargs={"max_new_tokens": 4, "temperature": 0.0})
+        classify = tasks.TextGeneration(llm=judge_llm, template=CLASSIFICATION_PROMPT, columns=[INSTRUCTION],
+                                        name="is_classification", output_mappings={"generation": "answer"})
+    verdicts = run(classify, asked, batch_size=batch_size, cache=cache, progress=progress,
+                   desc="classification?", allow_truncated=True)
+    verdicts.report.step = "is it classification?"
+    by_order: Dict[str, List[Row]] = {"input-first": [], "output-first": []}
+    unparsed = []
+    for r in verdicts.rows:
+        answer = (r.get("answer") or "").strip()
+        if answer not in ("Yes", "No"):
+            unparsed.append({INSTRUCTION: r[INSTRUCTION], "reason": "judge_unparsed"})
+            continue
+        by_order["output-first" if answer == "Yes" else "input-first"].append({INSTRUCTION: r[INSTRUCTION]})
+    steps = [verdicts.report]
+    dropped: List[Row] = [{INSTRUCTION: r[INSTRUCTION], "reason": r["reason"]} for r in verdicts.dropped_rows]
+    dropped += unparsed
+    made: List[Row] = []
+    model_id = getattr(judge_llm, "model_name", None) or model
+    for order, todo in by_order.items():
+        if not todo:
+            continue
+        with quiet_distilabel():
+            writer = llm or LocalLLM(model_id, seed=seed, structured_output={
+                "format": "regex", "schema": _instance_regex(order, instances)}, generation_kwargs={
+                "max_new_tokens": max_new_tokens, "temperature": 0.0, "presence_penalty": presence_penalty})
+            task = tasks.TextGeneration(llm=writer, name=f"instances_{order.replace('-', '_')}",
+                                        template=INPUT_FIRST_PROMPT if order == "input-first" else OUTPUT_FIRST_PROMPT,
+                                        columns=[INSTRUCTION], output_mappings={"generation": "answer"})
+        written = run(task, todo, batch_size=batch_size, cache=cache, progress=progress, desc=f"instances ({order})",
+                      keep_metadata=True)
+        written.report.step = f"instances ({order})"
+        steps.append(written.report)
+        dropped += [{INSTRUCTION: r[INSTRUCTION], "order": order, "reason": r["reason"]} for r in written.dropped_rows]
+        for r in written.rows:
+            if truncated(r.get(DISTILABEL_METADATA), reasons=("closed",)):  # closed by the engine: may be cut
+                dropped.append({INSTRUCTION: r[INSTRUCTION], "order": order, "raw": r.get("answer"),
+                                "reason": "truncated"})
+                continue
+            found = parse_instances(r.get("answer") or "", order)
+            if not found:
+                dropped.append({INSTRUCTION: r[INSTRUCTION], "order": order, "raw": r.get("answer"),
+                                "reason": "unparsed_output"})
+            made += [{INSTRUCTION: r[INSTRUCTION], **i, "is_classification": order == "output-first", "order": order}
+                     for i in found]
+    cleaned = clean_instances(made)
+    steps.append(cleaned.report)
+    # counted in candidates: each instruction that wrote no instance is one, each instance written is one
+    return from_steps("self_instruct_instances", steps, rows=cleaned.rows, dropped_rows=dropped + cleaned.dropped_rows,
+                      rows_in=len(dropped) + len(made), started=started, model=model_id,
+                      params={"instances": instances, "instructions": len(rows)})
