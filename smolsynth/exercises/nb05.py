@@ -16,14 +16,14 @@ wording, so they hold for the tiny offline model in CI and for a real model.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
-from smolsynth.exercises.core import Exercise, Level, expect, rows_of
+from smolsynth.exercises.core import Case, Exercise, Level, expect, rows_of, run_cases
 
 NOTEBOOK = "05_classification"
 
-# (description, rows, the conflicting index pairs)
-_CONFLICT_CASES: tuple[tuple[str, list[dict[str, str]], set[tuple[int, int]]], ...] = (
+# each case: the rows, and the conflicting index pairs
+_CONFLICT_CASES = tuple(Case(description, (rows,), expected) for description, rows, expected in (
     ("no rows", [], set()),
     ("one text under two labels",
      [{"text": "Where is my parcel?", "label": "delivery"}, {"text": "Where is my parcel?", "label": "billing"}],
@@ -43,18 +43,16 @@ _CONFLICT_CASES: tuple[tuple[str, list[dict[str, str]], set[tuple[int, int]]], .
     ("different texts under different labels",
      [{"text": "I forgot my password", "label": "account"}, {"text": "The blender is broken", "label": "product_issue"}],
      set()),
-)
+))
 
 
-def _pairs(found: Any, case: str) -> set[tuple[int, int]]:
+def _pairs(found: Any) -> set[tuple[int, int]]:
     expect(isinstance(found, (list, tuple, set)),
-           f"For the case {case!r}, `my_find_conflicts` returned a {type(found).__name__}; it should return a list of "
-           "index pairs, e.g. [(0, 2)].")
+           f"it returned a {type(found).__name__}; return a list of index pairs, e.g. [(0, 2)]")
     pairs = set()
     for pair in found:
         expect(isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(i, int) for i in pair),
-               f"For the case {case!r}, `my_find_conflicts` returned {pair!r} in its list; each item should be a "
-               "pair of row indices (i, j).")
+               f"it returned {pair!r} in its list; each item should be a pair of row indices (i, j)")
         pairs.add((min(pair), max(pair)))
     return pairs
 
@@ -75,18 +73,9 @@ class FindConflicts(Exercise):
     )
 
     def _check(self, my_find_conflicts: Any) -> str:
-        expect(callable(my_find_conflicts), "`my_find_conflicts` should be a function that takes a list of rows "
-                                            "(dicts with 'text' and 'label') and returns the conflicting pairs.")
-        fn: Callable[[list[dict[str, str]]], Any] = my_find_conflicts
-        for number, (case, rows, expected) in enumerate(_CONFLICT_CASES, start=1):
-            got = _pairs(fn([dict(r) for r in rows]), case)
-            if got != expected:
-                missing, extra = sorted(expected - got), sorted(got - expected)
-                detail = "; ".join(part for part in (f"missing {missing}" if missing else "",
-                                                     f"not conflicts: {extra}" if extra else "") if part)
-                expect(False, f"Case {number} ({case}): your function found {sorted(got)}, which is not right "
-                              f"({detail}).")
-        return (f"Your function found the conflicts in all {len(_CONFLICT_CASES)} hidden cases. In section 6, "
+        n = run_cases(my_find_conflicts, "my_find_conflicts", _CONFLICT_CASES,
+                      read=lambda got, case: _pairs(got), show=lambda pairs: repr(sorted(pairs)))
+        return (f"Your function found the conflicts in all {n} hidden cases. In section 6, "
                 "`label_conflicts` does the same with near-duplicates too (word 3-gram similarity).")
 
 
