@@ -76,6 +76,7 @@ DROP_REASONS: Dict[str, str] = {
     "starts_with_non_ascii": "starts with a non-ASCII character",
     "too_similar": "ROUGE-L above the threshold against a seed or an instruction kept before",
     "over_max": "more instructions than max_instructions asked for",
+    "copies_prompt": "the generated instruction copies a line of the Self-Instruct prompt itself (ROUGE-L above 0.5)",
     "conflicting_outputs": "Self-Instruct instances: one input has two different outputs, so the whole task is dropped",
     "input_equals_output": "Self-Instruct instances: the output repeats the input",
     "duplicate_instance": "Self-Instruct instances: the same input and output as an instance kept before",

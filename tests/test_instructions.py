@@ -134,8 +134,8 @@ def bootstrapped(tiny_path) -> Result:
 def test_self_instruct_accounts_for_every_candidate_and_keeps_only_novel_ones(bootstrapped) -> None:
     result = bootstrapped
     accounted(result)
-    assert [r.step for r in result.steps] == ["round 1: generate", "round 1: filter", "round 2: generate",
-                                               "round 2: filter"]
+    assert [r.step for r in result.steps] == ["round 1: generate", "round 1: copies the prompt", "round 1: filter",
+                                               "round 2: generate", "round 2: copies the prompt", "round 2: filter"]
     assert result.params["seeds"] == SEEDS
     kept = result.dataset["instruction"] if len(result.dataset) else []
     for i, text in enumerate(kept):
@@ -144,6 +144,33 @@ def test_self_instruct_accounts_for_every_candidate_and_keeps_only_novel_ones(bo
         assert text == strip_numbering(text)
     filters = [r for r in result.steps if r.step.endswith("filter")]
     assert sum(r.rows_out for r in filters) == len(kept)
+
+
+def test_the_prompt_the_lesson_prints_is_the_prompt_self_instruct_sends(bootstrapped) -> None:
+    """Notebook 01 prints distilabel's SelfInstruct prompt around `bootstrap_context(examples)`: every context the
+    loop sent is exactly that function of its examples."""
+    from smolsynth.instructions import bootstrap_context
+
+    contexts = {row["context"] for row in bootstrapped.rows + bootstrapped.dropped_rows if row.get("context")}
+    assert contexts
+    for context in contexts:
+        assert context == bootstrap_context(context.splitlines()[1:])
+
+
+def test_instructions_that_copy_the_prompt_are_dropped_with_the_line_they_copy(tiny_path) -> None:
+    """Measured on SmolLM2-135M: half of notebook 01's kept instructions were lines of distilabel's own prompt."""
+    from smolsynth.instructions.self_instruct import copies_prompt, prompt_lines
+    from smolsynth.llm import LocalLLM
+    from smolsynth.verbosity import import_distilabel
+
+    task = import_distilabel("distilabel.steps.tasks").SelfInstruct(llm=LocalLLM("smolsynth/tiny"),
+                                                                    num_instructions=5)
+    lines = prompt_lines(task)
+    assert any(line.startswith("Develop 5 user queries") for line in lines) and BOOTSTRAP_HEADER not in lines
+    copied = "Develop 5 user queries that can be received by the given AI application."
+    assert copies_prompt(copied, lines).startswith("Develop 5 user queries")
+    assert copies_prompt("Design queries that are self-contained and standalone.", lines) is not None
+    assert all(copies_prompt(seed, lines) is None for seed in SEEDS)
 
 
 def test_self_instruct_caps_the_pool_and_checks_its_input(tiny_path) -> None:

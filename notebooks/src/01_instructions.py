@@ -190,7 +190,8 @@ print(self_instruct_task.format_input({"input": bootstrap_context(SEEDS[:8])})[0
 # - it has **3 words or fewer**, or **more than 150** (`too_short`, `too_long`);
 # - it mentions something a text model cannot do: image, graph, picture, file, map, draw, plot, "go to"
 #   (`blocked_keyword`), or starts with "Write a program" (`write_a_program`);
-# - it starts with punctuation or a non-ASCII character (`starts_with_punctuation`, `starts_with_non_ascii`).
+# - it starts with punctuation or a non-ASCII character (`starts_with_punctuation`, `starts_with_non_ascii`);
+# - not in the paper, checked first: it copies a line of the prompt itself (`copies_prompt`), as small chat models do.
 #
 # Numbering and bullets ("1.", "- ") are stripped first: the model often numbers its list even when asked not to.
 #
@@ -200,7 +201,7 @@ print(self_instruct_task.format_input({"input": bootstrap_context(SEEDS[:8])})[0
 # |---|---|---|
 # | prompt | "Come up with a series of tasks:" and 8 numbered instructions; the model continues the list | distilabel's chat prompt: a header, the 8 examples one per line, "write 5 new ones" (a chat model does not continue a list, it answers) |
 # | sampling | temperature 0.7, top_p 0.5, presence penalty 2, up to 1024 tokens | temperature 0.7, top_p 1.0, no presence penalty, 256 tokens. Measured on SmolLM2-135M (2 rounds of 4 prompts, `benchmarks/README.md`): the paper's settings gave 17 candidates and kept 11, most of them sentences *about* the application rather than instructions; ours gave 59 and kept 32; temperature 1.0 gave 16 and kept 7, mostly noise. `self_instruct(..., top_p=0.5, presence_penalty=2.0)` runs the paper's |
-# | filters | ROUGE-L > 0.7 against seeds and the pool; <= 3 or > 150 words; the keyword list; "Write a program"; punctuation or non-ASCII first | the same, in the same order |
+# | filters | ROUGE-L > 0.7 against seeds and the pool; <= 3 or > 150 words; the keyword list; "Write a program"; punctuation or non-ASCII first | the same, in the same order, after one of ours: `copies_prompt` drops an "instruction" that copies a line of the prompt itself (ROUGE-L above 0.5), which GPT-3 continuing a list never did; on SmolLM2-135M it was half of what the paper's filters kept ("Develop 5 user queries that can be received by the given AI application ...") |
 # | scale | 175 seeds, 52K instructions | 8 seeds, 2 rounds: a demonstration |
 # | instances | each instruction gets up to 5 input/output *instances*: classification tasks output-first (the label, then an input for it), the others input-first, greedy with a presence penalty of 1.5; then cleaning (an input with two different outputs drops the task; empty outputs, input == output, text ending with ":") | `self_instruct_instances` (below): the same stages and clean-up, up to 2 instances by default, our wording of the prompts with our own examples, decoding constrained to the format; the SFT data of section 7 uses one `generate` answer per instruction instead |
 
