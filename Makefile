@@ -50,9 +50,9 @@ notebook: setup
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env $(NB)
 
 # every solution notebook in strict fast mode on the embedded SmolLM2-135M (fewer rows, budgets answers can finish
-# in), one after another as a learner runs them; slow on a CPU (2026-12-02, 2 cores: notebook 01 passed in 14 minutes,
-# 02 in 15; 03 and 04 fail their q3 checks: too few of the learner's own rows survive). CI runs 02 and 05 so, with
-# checks on what they save (tests/test_real_notebooks.py, tests/test_real_classification.py).
+# in), one after another as a learner runs them (2026-12-02, 2 cores, an idle machine, a fresh home: 01 passed in
+# 3.5 minutes, 02 in 4.2, 03 in 2.4, 04 in 4.3; twice that with another process running). CI runs 02 and 05 so,
+# with checks on what they save (tests/test_real_notebooks.py, tests/test_real_classification.py).
 real-notebooks: setup
 	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/smollm2-135m HF_HUB_OFFLINE=1 SMOLSYNTH_STRICT=1 \
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -p no:cacheprovider \

@@ -91,9 +91,24 @@ class NotebookEntry:
     level: str
     hardware: str
     minutes: int
+    """Time to work through the notebook: reading, exercises and the runs (our estimate)."""
     summary: str
     exercises: str | None = None
     """The module of ``smolsynth/exercises`` that checks this notebook's exercises (``nb00``), if it has any."""
+    cpu_minutes: int | None = None
+    """Measured: the solution notebook at its default settings, on 2 CPU cores with the embedded SmolLM2-135M."""
+    t4_minutes: int | None = None
+    """Estimated (no GPU to measure on): the same on a Colab T4."""
+
+    @property
+    def time(self) -> str:
+        """The time as the header and the course map show it."""
+        runs = []
+        if self.cpu_minutes is not None:
+            runs.append(f"runs in {self.cpu_minutes} min on 2 CPU cores (measured)")
+        if self.t4_minutes is not None:
+            runs.append(f"~{self.t4_minutes} min on a Colab T4 (estimate)")
+        return f"~{self.minutes} min" + (f" ({'; '.join(runs)})" if runs else "")
 
     def __post_init__(self) -> None:
         if not _STEM.fullmatch(self.stem):
@@ -199,7 +214,7 @@ def header_cell(manifest: Manifest, entry: NotebookEntry, levels: str, *, soluti
         lines += [f"**Solution notebook**: every exercise is filled in. Try the [learner notebook](../{entry.stem}.ipynb)"
                   " first: you learn more from a near miss than from a copy.", ""]
     lines += ["| Level | Exercises | Hardware | Time |", "|---|---|---|---|",
-              f"| {entry.level} | {levels or '-'} | {entry.hardware} | ~{entry.minutes} min |", "", entry.summary]
+              f"| {entry.level} | {levels or '-'} | {entry.hardware} | {entry.time} |", "", entry.summary]
     return "\n".join(lines)
 
 
@@ -398,7 +413,7 @@ def course_map(manifest: Manifest) -> str:
             "|---|---|---|---|---|---|---|---|"]
     for e in manifest.notebooks:
         rows.append(f"| {e.number} | [{e.title}]({e.learner.as_posix()}) ([solutions]({e.solution.as_posix()})) | "
-                    f"{e.summary} | {e.level} | {_levels(e) or '-'} | {e.hardware} | ~{e.minutes} min | "
+                    f"{e.summary} | {e.level} | {_levels(e) or '-'} | {e.hardware} | {e.time} | "
                     f"{manifest.badges(e.learner)} |")
     legend = ("Exercise levels: 🐢 the default path · 🐕 your own seed data or a variant technique · "
               "🦁 your own use case.")

@@ -123,10 +123,16 @@ class BetaComparison(Exercise):
                "`beta_table` has no `eval_logratio_margin_after` column: the reward margins TRL logs are beta times "
                "a log-ratio, so they do not compare across betas; `training_summary(beta_runs)` adds the margin "
                "divided by beta, the number to compare.")
-        ratios = ", ".join(f"beta {k}: {r.metrics['eval_rewards/margins_after'] / float(k):.3g} nats"
-                           for k, r in sorted(beta_runs.items()) if "eval_rewards/margins_after" in r.metrics)
-        return (f"Eval log-ratio margins (reward margin / beta) after training: {ratios}. A larger beta makes each "
-                "nat of log-ratio worth more reward, so the loss is satisfied sooner and the policy stays closer "
+        margins = {k: r.metrics["eval_rewards/margins_after"] / float(k) for k, r in sorted(beta_runs.items())
+                   if "eval_rewards/margins_after" in r.metrics}
+        ratios = ", ".join(f"beta {k}: {m:.3g} nats" for k, m in margins.items())
+        same = len(margins) > 1 and max(margins.values()) - min(margins.values()) <= 0.05 * max(
+            1e-9, max(abs(m) for m in margins.values()))
+        why = (" They are (nearly) the same: Adam scales every update to the learning rate whatever the gradient's "
+               "size, so in the first steps, before the sigmoid saturates, beta hardly changes how far the model "
+               "moves. Train longer to see beta hold the policy back." if same else "")
+        return (f"Eval log-ratio margins (reward margin / beta) after training: {ratios}.{why} A larger beta makes "
+                "each nat of log-ratio worth more reward, so the loss is satisfied sooner and the policy stays closer "
                 "to the reference; a smaller one lets it drift further.")
 
 
