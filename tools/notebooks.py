@@ -105,10 +105,10 @@ class NotebookEntry:
         """The time as the header and the course map show it."""
         runs = []
         if self.cpu_minutes is not None:
-            runs.append(f"runs in {self.cpu_minutes} min on 2 CPU cores (measured)")
+            runs.append(f"{self.cpu_minutes} min on 2 CPU cores, measured")
         if self.t4_minutes is not None:
-            runs.append(f"~{self.t4_minutes} min on a Colab T4 (estimate)")
-        return f"~{self.minutes} min" + (f" ({'; '.join(runs)})" if runs else "")
+            runs.append(f"~{self.t4_minutes} min on a Colab T4, estimated")
+        return f"~{self.minutes} min" + (f"; the run alone: {', '.join(runs)}" if runs else "")
 
     def __post_init__(self) -> None:
         if not _STEM.fullmatch(self.stem):

@@ -5,7 +5,11 @@ distilabel's ``SelfInstruct`` task is only the prompt (and it splits the answer 
 paper's loop is here: each prompt shows 8 instructions, 6 seeds and 2 from the generated pool (fewer from the pool
 while it is small, the gap filled with seeds, as in the authors' code), shuffled; a new instruction is kept only if
 its ROUGE-L F (no stemming) against the seeds and the pool is <= 0.7, and it passes the rule filters
-(:func:`instruction_rule`). Every removed candidate is counted with its reason.
+(:func:`instruction_rule`); before those, one check of ours drops an instruction that copies the prompt's own lines
+(:func:`copies_prompt`, which small chat models do). Every removed candidate is counted with its reason.
+
+The paper's second stage, input/output instances per instruction (output-first for classification tasks), with its
+clean-up, is :func:`self_instruct_instances`.
 
     >>> r = filter_instructions(["Write a poem about the sea.", "Write a poem about the sea, please."],
     ...                         references=["Explain how tides work."])
