@@ -8,15 +8,23 @@ writes exactly the same number of tokens) go through:
   (c) plain ``model.generate`` on left-padded batches of the same batch size, in the prompts' order,
 
 in one process, interleaved (a, b, c, a, b, c, ...) after a warm-up round, several repeats; medians are reported.
-The last two lines are the ratios of throughput (higher is better for the engine)::
+With ``--judge`` (the default for a real model) it then measures the judge's workload: constrained UltraFeedback
+(``smolsynth.ultrafeedback.judge``, two candidates per row, the hand-written probes) in rows per second, and the cost
+of constrained decoding: the same judge prompts through the engine with the UltraFeedback grammar vs unconstrained
+(EOS ignored, as many tokens per row as the constrained judgments wrote on average), in tokens per second.
+
+The last lines are the ratios (higher is better for the engine)::
 
     engine_vs_distilabel=<distilabel seconds / engine seconds>
     engine_vs_raw_generate=<raw generate seconds / engine seconds>
+    judge_rows_per_s=<rows judged per second>
+    constrained_vs_free=<constrained tokens/s / unconstrained tokens/s>
 
 Usage:
 
     SMOLSYNTH_MODEL=smolsynth/tiny HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_generation.py
     .venv/bin/python benchmarks/bench_generation.py --threads 1 --repeats 5
+    .venv/bin/python benchmarks/bench_generation.py --model smolsynth/smollm2-135m   # the embedded real model
     .venv/bin/python benchmarks/bench_generation.py --device cuda   # a ~1.5B Qwen2-shaped model, random weights
 """
 
@@ -42,11 +50,14 @@ def chat_prompts(n: int) -> list[list[dict]]:
     return prompts
 
 
-def build_model(device: str, dtype: str, workdir: Path) -> str:
-    """The model folder to benchmark: the tiny model on CPU; on CUDA a Qwen2-1.5B-shaped model with random
-    weights (throughput does not depend on the weights) and the tiny tokenizer, built locally (no download)."""
-    from smolsynth.models import load_tokenizer, tiny_model_path
+def build_model(device: str, dtype: str, workdir: Path, model_id: str | None = None) -> str:
+    """The model folder to benchmark: ``model_id`` when given (``smolsynth/tiny``, ``smolsynth/smollm2-135m``, a
+    folder); else the tiny model on CPU, and on CUDA a Qwen2-1.5B-shaped model with random weights (throughput does
+    not depend on the weights) and the tiny tokenizer, built locally (no download)."""
+    from smolsynth.models import load_tokenizer, model_path, tiny_model_path
 
+    if model_id:
+        return model_path(model_id)
     if device != "cuda":
         return str(tiny_model_path())
     import torch
@@ -75,8 +86,14 @@ def build_model(device: str, dtype: str, workdir: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--model", default=None,
+                        help="smolsynth/tiny (the CPU default), smolsynth/smollm2-135m (the embedded real model), "
+                             "or a folder")
+    parser.add_argument("--prompts", type=int, default=None, help="default: 64 (tiny model), 16 (real model)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 64 (tiny model), 48 (real model)")
+    parser.add_argument("--judge", action=argparse.BooleanOptionalAction, default=None,
+                        help="also measure the judge workload and constrained decoding (default: on for a real model)")
+    parser.add_argument("--judge-rows", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the engine's default for the model")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -93,12 +110,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dtype = "float32" if args.device == "cpu" else ("bfloat16" if torch.cuda.get_device_capability()[0] >= 8
                                                     else "float16")
+    from smolsynth.models import is_tiny
+
     workdir = Path(tempfile.mkdtemp(prefix="bench-generation-"))
-    path = build_model(args.device, dtype, workdir)
-    tiny = args.device == "cpu"
-    batch_size = args.batch_size or default_batch_size("smolsynth/tiny" if tiny else path)
-    chats = chat_prompts(args.prompts)
-    n_new = args.max_new_tokens
+    path = build_model(args.device, dtype, workdir, args.model)
+    tiny = is_tiny(args.model) if args.model else args.device == "cpu"
+    real = not tiny and args.device == "cpu"  # a real model on this CPU: fewer, shorter prompts (distilabel is slow)
+    batch_size = args.batch_size or default_batch_size("smolsynth/tiny" if tiny else (args.model or path))
+    chats = chat_prompts(args.prompts or (16 if real else 64))
+    n_new = args.max_new_tokens or (48 if real else 64)
     sampling = dict(temperature=0.7, top_p=1.0)
 
     # (b) the engine
@@ -166,9 +186,67 @@ def main() -> None:
     for name in systems:
         print(f"{name:13s} median {medians[name]:8.3f} s  runs {' '.join(f'{t:.3f}' for t in times[name])}  "
               f"tokens {tokens[name]}  {len(chats) * n_new / medians[name]:9.1f} tokens/s", flush=True)
+    judge_lines = judge_workload(engine, args.judge_rows, args.repeats) if (
+        args.judge if args.judge is not None else not tiny) else []
     if "distilabel" in medians:
         print(f"engine_vs_distilabel={medians['distilabel'] / medians['engine']:.2f}")
     print(f"engine_vs_raw_generate={medians['raw_generate'] / medians['engine']:.2f}")
+    for line in judge_lines:
+        print(line)
+
+
+def judge_workload(engine, n_rows: int, repeats: int) -> list[str]:
+    """The judge's workload on ``engine``'s model: rows/s of ``ultrafeedback.judge`` (constrained, two candidates,
+    greedy, no cache) over ``n_rows`` probe rows; then constrained vs unconstrained tokens/s on the same prompts.
+    Returns the result lines to print last."""
+    from smolsynth.ultrafeedback import judge, judge_probes, judge_tokens, ultrafeedback_regex
+    from smolsynth.verbosity import import_distilabel, quiet_distilabel
+
+    rows = [{"instruction": p["instruction"], "generations": [p["good"], p["bad"]]} for p in judge_probes()][:n_rows]
+    model_id = engine.model_name
+
+    def run_judge() -> int:
+        result = judge(rows, model=model_id, temperature=0.0, progress=False, cache=False)
+        return len(result.rows) + len(result.dropped_rows)
+
+    # the judge's prompts, as the UltraFeedback task writes them, for the constrained-vs-free comparison
+    with quiet_distilabel():
+        task = import_distilabel("distilabel.steps.tasks").UltraFeedback(aspect="overall-rating", llm=engine)
+        task.load()
+    prompts = [task.format_input(r) for r in rows]
+    budget = judge_tokens(2)
+    grammar = {"format": "regex", "schema": ultrafeedback_regex(2, max_rationale_chars=200)}
+
+    def run_constrained() -> int:
+        out = engine.generate([(p, grammar) for p in prompts], max_new_tokens=budget, temperature=0.0)
+        return sum(o["statistics"]["output_tokens"][0] for o in out)
+
+    # unconstrained, EOS ignored, as many tokens per row as the constrained judgments wrote on average: the same
+    # prefill and about the same number of decoding steps, so that the ratio is the cost of the grammar alone
+    free_budget = max(1, round(run_constrained() / len(prompts)))  # also the warm-up (the grammar's compilation)
+
+    def run_free() -> int:
+        out = engine.generate(prompts, max_new_tokens=free_budget, temperature=0.0, ignore_eos=True)
+        return sum(o["statistics"]["output_tokens"][0] for o in out)
+
+    work = {"judge": run_judge, "constrained": run_constrained, "free": run_free}
+    for name, fn in work.items():
+        if name != "constrained":
+            fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in work}
+    counts: dict[str, int] = {}
+    for _ in range(repeats):
+        for name, fn in work.items():
+            started = time.perf_counter()
+            counts[name] = fn()
+            times[name].append(time.perf_counter() - started)
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    rate = {"judge": counts["judge"] / med["judge"], "constrained": counts["constrained"] / med["constrained"],
+            "free": counts["free"] / med["free"]}
+    for name, unit in (("judge", "rows"), ("constrained", "tokens"), ("free", "tokens")):
+        print(f"{name:13s} median {med[name]:8.3f} s  runs {' '.join(f'{t:.3f}' for t in times[name])}  "
+              f"{unit} {counts[name]}  {rate[name]:9.2f} {unit}/s", flush=True)
+    return [f"judge_rows_per_s={rate['judge']:.3f}", f"constrained_vs_free={rate['constrained'] / rate['free']:.2f}"]
 
 
 if __name__ == "__main__":

@@ -69,3 +69,47 @@ def test_on_the_real_model_the_student_lacks_the_trait_and_the_teacher_writes_fi
         rest = OPENING.strip(answer)
         assert OPENING.shows(answer) and len(rest.split()) >= 4, answer  # an answer after the opening
         assert "Great question!" not in rest and "<|" not in answer, answer  # no echo of the demonstrations
+
+
+def _benchmark_prompts(n: int):
+    """The chat prompts of benchmarks/bench_generation.py (the engine's speed is measured on them)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generation.py"
+    spec = importlib.util.spec_from_file_location("bench_generation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.chat_prompts(n)
+
+
+def test_on_the_real_model_greedy_engine_outputs_equal_raw_generate_and_sampling_repeats():
+    """What any speed-up of the engine must keep (issue 14): at its default batch, greedy decoding writes what plain
+    ``model.generate`` writes, token for token, for the same bucket of left-padded prompts; and the same seed samples
+    the same texts twice, on a fresh LLM too."""
+    import torch
+
+    from smolsynth.llm import LocalLLM
+
+    chats = _benchmark_prompts(6)
+    llm = LocalLLM(offline.EMBEDDED_MODEL)
+    llm.load()
+    engine = llm.generate(chats, max_new_tokens=24, temperature=0)
+    model, tok = llm._loaded.model, llm._loaded.tokenizer
+    texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    order = sorted(range(len(ids)), key=lambda k: (len(ids[k]), k))  # the engine's bucket: all 6, sorted by length
+    width = max(len(x) for x in ids)
+    pad = tok.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(ids[k])) + ids[k] for k in order])
+    attention = torch.tensor([[0] * (width - len(ids[k])) + [1] * len(ids[k]) for k in order])
+    with torch.inference_mode():
+        out = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=24, do_sample=False,
+                             temperature=None, top_p=None, top_k=None, pad_token_id=pad)
+    raw = {k: tok.decode(row[width:], skip_special_tokens=True) for k, row in zip(order, out.tolist())}
+    assert [o["generations"][0] for o in engine] == [raw[k] for k in range(len(chats))]
+    assert all(o["generations"][0].strip() for o in engine)  # real words, not an empty string on both sides
+
+    sampled = llm.generate(chats[:3], max_new_tokens=16, temperature=0.7)
+    again = LocalLLM(offline.EMBEDDED_MODEL).generate(chats[:3], max_new_tokens=16, temperature=0.7)
+    assert [o["generations"] for o in sampled] == [o["generations"] for o in again]
