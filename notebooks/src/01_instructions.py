@@ -245,7 +245,9 @@ instances.dataset.to_pandas()[["order", "instruction", "input", "output"]] if le
 # rows' columns and adds the answer as `generation`.
 
 # %%
-self_instruct_answered = generate(self_instruct_result.dataset, model=model_id, max_new_tokens=MAX_NEW_TOKENS,
+# the filters can keep nothing (the tiny model writes noise): then the seeds are answered, so the course goes on
+to_answer = self_instruct_result.dataset if self_instruct_result.rows else SEEDS
+self_instruct_answered = generate(to_answer, model=model_id, max_new_tokens=MAX_NEW_TOKENS,
                                   temperature=RESPONSE_TEMPERATURE)
 self_instruct_answered.report
 
