@@ -4,20 +4,23 @@ The same chat prompts, the same sampling settings and a fixed number of new toke
 writes exactly the same number of tokens) go through:
 
   (a) distilabel's ``TransformersLLM.generate`` (what distilabel offers for local models: one generate per prompt),
-  (b) ``smolsynth.llm.LocalLLM.generate`` (our engine: length buckets, left padding, one generate per bucket),
+  (b) ``smolsynth.llm.LocalLLM.generate`` (our engine: length buckets, ``smolsynth.decoding.decode`` per bucket),
   (c) plain ``model.generate`` on left-padded batches of the same batch size, in the prompts' order,
 
-in one process, interleaved (a, b, c, a, b, c, ...) after a warm-up round, several repeats; medians are reported.
+in one process, interleaved (a, b, c, a, b, c, ...) after a warm-up round, several repeats; medians are reported,
+as tokens per second. On a real model distilabel gets the first ``--distilabel-prompts`` prompts only (16: it writes
+~13 tokens/s, one ``generate`` per prompt, so its rate does not depend on how many prompts it gets).
 With ``--judge`` (the default for a real model) it then measures the judge's workload: constrained UltraFeedback
-(``smolsynth.ultrafeedback.judge``, two candidates per row, the hand-written probes) in rows per second, and the cost
-of constrained decoding: the same judge prompts through the engine with the UltraFeedback grammar vs unconstrained
-(EOS ignored, as many tokens per row as the constrained judgments wrote on average), in tokens per second.
+(``smolsynth.ultrafeedback.judge``, two candidates per row, rows paired from the hand-written probes' answers) in rows
+per second, with the engine's speed-ups on and switched off (``smolsynth.decoding.speedups(all=False)``, the same
+rows); and the cost of constrained decoding: the same judge prompts through the engine with the UltraFeedback grammar
+vs unconstrained (EOS ignored, as many tokens per row as the constrained judgments wrote on average).
 
 The last lines are the ratios (higher is better for the engine)::
 
-    engine_vs_distilabel=<distilabel seconds / engine seconds>
-    engine_vs_raw_generate=<raw generate seconds / engine seconds>
-    judge_rows_per_s=<rows judged per second>
+    engine_vs_distilabel=<engine tokens/s / distilabel tokens/s>
+    engine_vs_raw_generate=<engine tokens/s / raw generate tokens/s>
+    judge_speedup=<judge rows/s, speed-ups on / judge rows/s, speed-ups off>
     constrained_vs_free=<constrained tokens/s / unconstrained tokens/s>
 
 Usage:
@@ -89,11 +92,13 @@ def main() -> None:
     parser.add_argument("--model", default=None,
                         help="smolsynth/tiny (the CPU default), smolsynth/smollm2-135m (the embedded real model), "
                              "or a folder")
-    parser.add_argument("--prompts", type=int, default=None, help="default: 64 (tiny model), 16 (real model)")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--distilabel-prompts", type=int, default=None,
+                        help="prompts distilabel gets (default: all on the tiny model, 16 on a real one)")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 64 (tiny model), 48 (real model)")
     parser.add_argument("--judge", action=argparse.BooleanOptionalAction, default=None,
                         help="also measure the judge workload and constrained decoding (default: on for a real model)")
-    parser.add_argument("--judge-rows", type=int, default=8)
+    parser.add_argument("--judge-rows", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the engine's default for the model")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -115,9 +120,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-generation-"))
     path = build_model(args.device, dtype, workdir, args.model)
     tiny = is_tiny(args.model) if args.model else args.device == "cpu"
-    real = not tiny and args.device == "cpu"  # a real model on this CPU: fewer, shorter prompts (distilabel is slow)
+    real = not tiny and args.device == "cpu"  # a real model on this CPU: shorter answers, distilabel on a subset
     batch_size = args.batch_size or default_batch_size("smolsynth/tiny" if tiny else (args.model or path))
-    chats = chat_prompts(args.prompts or (16 if real else 64))
+    chats = chat_prompts(args.prompts)
+    distilabel_chats = chats[:args.distilabel_prompts or (16 if real else len(chats))]
     n_new = args.max_new_tokens or (48 if real else 64)
     sampling = dict(temperature=0.7, top_p=1.0)
 
@@ -127,8 +133,7 @@ def main() -> None:
     model, tokenizer = engine._loaded.model, engine._loaded.tokenizer
 
     def run_engine() -> int:
-        out = engine.generate(chats, max_new_tokens=n_new, ignore_eos=True, **sampling)
-        return sum(o["statistics"]["output_tokens"][0] for o in out)
+        return output_tokens(engine.generate(chats, max_new_tokens=n_new, ignore_eos=True, **sampling))
 
     # (c) plain batched generate, same model object, same batch size, prompts in their given order
     texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
@@ -161,53 +166,92 @@ def main() -> None:
                 config.min_new_tokens = n_new
 
         def run_distilabel() -> int:
-            out = distilabel_llm.generate(chats, max_new_tokens=n_new, repetition_penalty=1.0, top_k=0, **sampling)
-            return sum(o["statistics"]["output_tokens"][0] for o in out)
+            distilabel_llm.generate(distilabel_chats, max_new_tokens=n_new, repetition_penalty=1.0, top_k=0,
+                                    **sampling)
+            # exactly n_new tokens per prompt (min_new_tokens above); distilabel's own statistics re-tokenize the
+            # decoded text, which miscounts
+            return len(distilabel_chats) * n_new
 
         systems = {"distilabel": run_distilabel, **systems}
 
     print(f"device={args.device} dtype={dtype} threads={torch.get_num_threads()} prompts={len(chats)} "
+          f"distilabel_prompts={len(distilabel_chats) if 'distilabel' in systems else 0} "
           f"max_new_tokens={n_new} batch_size={batch_size} repeats={args.repeats} "
           f"model_params={model.num_parameters() / 1e6:.2f}M", flush=True)
-    for fn in systems.values():  # warm-up (kernels, caches, allocator)
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in systems}
-    tokens: dict[str, int] = {}
-    for _ in range(args.repeats):
-        for name, fn in systems.items():
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            tokens[name] = fn()
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - started)
-    medians = {name: statistics.median(ts) for name, ts in times.items()}
-    for name in systems:
-        print(f"{name:13s} median {medians[name]:8.3f} s  runs {' '.join(f'{t:.3f}' for t in times[name])}  "
-              f"tokens {tokens[name]}  {len(chats) * n_new / medians[name]:9.1f} tokens/s", flush=True)
+    rate = interleaved(systems, args.repeats, "tokens", sync=torch.cuda.synchronize if args.device == "cuda" else None)
     judge_lines = judge_workload(engine, args.judge_rows, args.repeats) if (
         args.judge if args.judge is not None else not tiny) else []
-    if "distilabel" in medians:
-        print(f"engine_vs_distilabel={medians['distilabel'] / medians['engine']:.2f}")
-    print(f"engine_vs_raw_generate={medians['raw_generate'] / medians['engine']:.2f}")
+    if "distilabel" in rate:
+        print(f"engine_vs_distilabel={rate['engine'] / rate['distilabel']:.2f}")
+    print(f"engine_vs_raw_generate={rate['engine'] / rate['raw_generate']:.2f}")
     for line in judge_lines:
         print(line)
 
 
+def output_tokens(outputs: list[dict]) -> int:
+    """Tokens written, from the generations' statistics (distilabel's format, which the engine shares)."""
+    return sum(o["statistics"]["output_tokens"][0] for o in outputs)
+
+
+def interleaved(systems: dict, repeats: int, unit: str, sync=None) -> dict[str, float]:
+    """Run each of ``systems`` (name -> function returning how many ``unit`` it produced) once to warm up, then
+    ``repeats`` rounds in turn (a, b, c, a, b, c, ...); print each one's median time and rate, and return the rates
+    (``unit`` per second of the median run)."""
+    for fn in systems.values():  # warm-up (kernels, caches, allocator, grammar compilation)
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in systems}
+    counts: dict[str, int] = {}
+    for _ in range(repeats):
+        for name, fn in systems.items():
+            if sync:
+                sync()
+            started = time.perf_counter()
+            counts[name] = fn()
+            if sync:
+                sync()
+            times[name].append(time.perf_counter() - started)
+    rates = {}
+    for name, ts in times.items():
+        median = statistics.median(ts)
+        rates[name] = counts[name] / median
+        print(f"{name:13s} median {median:8.3f} s  runs {' '.join(f'{t:.3f}' for t in ts)}  {unit} {counts[name]}  "
+              f"{rates[name]:9.2f} {unit}/s", flush=True)
+    return rates
+
+
+def judge_rows(n_rows: int) -> list[dict]:
+    """``n_rows`` judge rows from the probes: each probe's instruction with its good answer and, in turn, the bad
+    answers of the probes (its own first), shuffled in place so that the good one is not always first."""
+    from smolsynth.ultrafeedback import judge_probes
+
+    probes = judge_probes()
+    rows = []
+    for i in range(n_rows):
+        probe, other = probes[i % len(probes)], probes[(i % len(probes) + i // len(probes)) % len(probes)]
+        pair = [probe["good"], other["bad"]] if i % 2 == 0 else [other["bad"], probe["good"]]
+        rows.append({"instruction": probe["instruction"], "generations": pair})
+    return rows
+
+
 def judge_workload(engine, n_rows: int, repeats: int) -> list[str]:
     """The judge's workload on ``engine``'s model: rows/s of ``ultrafeedback.judge`` (constrained, two candidates,
-    greedy, no cache) over ``n_rows`` probe rows; then constrained vs unconstrained tokens/s on the same prompts.
-    Returns the result lines to print last."""
-    from smolsynth.ultrafeedback import judge, judge_probes, judge_tokens, ultrafeedback_regex
+    greedy, no cache) over ``n_rows`` rows, with the engine's speed-ups on and off; then constrained vs unconstrained
+    tokens/s on the same prompts. Returns the result lines to print last."""
+    from smolsynth.decoding import speedups
+    from smolsynth.llm import default_batch_size
+    from smolsynth.ultrafeedback import judge, judge_tokens, ultrafeedback_regex
     from smolsynth.verbosity import import_distilabel, quiet_distilabel
 
-    rows = [{"instruction": p["instruction"], "generations": [p["good"], p["bad"]]} for p in judge_probes()][:n_rows]
+    rows = judge_rows(n_rows)
     model_id = engine.model_name
 
     def run_judge() -> int:
         result = judge(rows, model=model_id, temperature=0.0, progress=False, cache=False)
         return len(result.rows) + len(result.dropped_rows)
+
+    def run_judge_plain() -> int:
+        with speedups(all=False):
+            return run_judge()
 
     # the judge's prompts, as the UltraFeedback task writes them, for the constrained-vs-free comparison
     with quiet_distilabel():
@@ -218,35 +262,21 @@ def judge_workload(engine, n_rows: int, repeats: int) -> list[str]:
     grammar = {"format": "regex", "schema": ultrafeedback_regex(2, max_rationale_chars=200)}
 
     def run_constrained() -> int:
-        out = engine.generate([(p, grammar) for p in prompts], max_new_tokens=budget, temperature=0.0)
-        return sum(o["statistics"]["output_tokens"][0] for o in out)
+        return output_tokens(engine.generate([(p, grammar) for p in prompts], max_new_tokens=budget, temperature=0.0))
 
     # unconstrained, EOS ignored, as many tokens per row as the constrained judgments wrote on average: the same
     # prefill and about the same number of decoding steps, so that the ratio is the cost of the grammar alone
-    free_budget = max(1, round(run_constrained() / len(prompts)))  # also the warm-up (the grammar's compilation)
+    free_budget = max(1, round(run_constrained() / len(prompts)))
 
     def run_free() -> int:
-        out = engine.generate(prompts, max_new_tokens=free_budget, temperature=0.0, ignore_eos=True)
-        return sum(o["statistics"]["output_tokens"][0] for o in out)
+        return output_tokens(engine.generate(prompts, max_new_tokens=free_budget, temperature=0.0, ignore_eos=True))
 
-    work = {"judge": run_judge, "constrained": run_constrained, "free": run_free}
-    for name, fn in work.items():
-        if name != "constrained":
-            fn()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in work}
-    counts: dict[str, int] = {}
-    for _ in range(repeats):
-        for name, fn in work.items():
-            started = time.perf_counter()
-            counts[name] = fn()
-            times[name].append(time.perf_counter() - started)
-    med = {name: statistics.median(ts) for name, ts in times.items()}
-    rate = {"judge": counts["judge"] / med["judge"], "constrained": counts["constrained"] / med["constrained"],
-            "free": counts["free"] / med["free"]}
-    for name, unit in (("judge", "rows"), ("constrained", "tokens"), ("free", "tokens")):
-        print(f"{name:13s} median {med[name]:8.3f} s  runs {' '.join(f'{t:.3f}' for t in times[name])}  "
-              f"{unit} {counts[name]}  {rate[name]:9.2f} {unit}/s", flush=True)
-    return [f"judge_rows_per_s={rate['judge']:.3f}", f"constrained_vs_free={rate['constrained'] / rate['free']:.2f}"]
+    print(f"judge: {len(rows)} rows, batch {default_batch_size(model_id)}; free: {free_budget} tokens a row",
+          flush=True)
+    rate = interleaved({"judge": run_judge, "judge_plain": run_judge_plain}, repeats, "rows")
+    rate.update(interleaved({"constrained": run_constrained, "free": run_free}, repeats, "tokens"))
+    return [f"judge_rows_per_s={rate['judge']:.3f}", f"judge_speedup={rate['judge'] / rate['judge_plain']:.2f}",
+            f"constrained_vs_free={rate['constrained'] / rate['free']:.2f}"]
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Constrained decoding: distilabel's ``structured_output`` (a JSON schema or a regex) enforced token by token.
 
 :func:`normalize_structured_output` puts distilabel's ``structured_output`` dict in one canonical form.
-:class:`GrammarLogitsProcessor` is a transformers logits processor that keeps each row of a batch inside its own
-grammar through xgrammar (one matcher per row; rows may have different grammars, or none). When a row is about to run
+:class:`GrammarConstraint` keeps each row of a batch inside its own grammar through xgrammar, for
+:func:`smolsynth.decoding.decode` (one matcher per row; rows may have different grammars, or none). When a row is about to run
 out of ``max_new_tokens``, the remaining tokens are spent on the shortest way to close the structure
 (:func:`_closing_path`), so the output still parses (a string may then be cut short), and the row ends with its stop
 token; ``closed`` records which rows were (their finish reason is then ``"closed"``, see :mod:`smolsynth.llm`).
@@ -165,15 +165,16 @@ def _closing_path(tools: GrammarTools, matcher: Any, limit: int, json_mode: bool
     return None
 
 
-class GrammarLogitsProcessor:
-    """A transformers logits processor that keeps each sequence inside its grammar (None = unconstrained).
+class GrammarConstraint:
+    """Keeps each row of a bucket inside its grammar (None = unconstrained): a
+    :class:`smolsynth.decoding.Constraint` for :func:`smolsynth.decoding.decode`.
 
-    One xgrammar matcher per row of the batch; rows may have different grammars. Near the end of the token budget a
-    row whose structure is still open is steered along the shortest closing path, so that it parses.
+    One xgrammar matcher per row; rows may have different grammars. Near the end of the token budget a row whose
+    structure is still open is steered along the shortest closing path, so that it parses.
     """
 
-    def __init__(self, tools: GrammarTools, grammars: Sequence[Any], *, prompt_length: int,
-                 max_new_tokens: int, formats: Optional[Sequence[Optional[str]]] = None) -> None:
+    def __init__(self, tools: GrammarTools, grammars: Sequence[Any], *, max_new_tokens: int,
+                 formats: Optional[Sequence[Optional[str]]] = None) -> None:
         import torch
 
         xgr = tools.xgr
@@ -191,24 +192,21 @@ class GrammarLogitsProcessor:
         self.forced: List[List[int]] = [[] for _ in grammars]
         self.closed = [False] * len(grammars)  # rows whose structure was closed because the budget ran out
         self.next_check = [max_new_tokens] * len(grammars)
-        self.prompt_length = prompt_length
         self.max_new_tokens = max_new_tokens
-        self.bitmask = xgr.allocate_token_bitmask(len(grammars), tools.vocab_size)  # all allowed
 
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
+    def mask(self, rows: Sequence[Optional[int]], step: int, scores: Any) -> Any:
+        """``scores`` (batch row k is prompt ``rows[k]``; None: an ended row) restricted to what each grammar
+        allows next."""
         import torch
 
-        step = input_ids.shape[1] - self.prompt_length
         remaining = self.max_new_tokens - step
-        last = input_ids[:, -1].tolist() if step > 0 else None
         force_now: Dict[int, int] = {}
-        for i, matcher in enumerate(self.matchers):
-            if not self.active[i]:
+        bitmask = self.tools.xgr.allocate_token_bitmask(len(rows), self.tools.vocab_size)  # all allowed
+        constrained: List[int] = []
+        for k, i in enumerate(rows):
+            if i is None or not self.active[i]:
                 continue
-            if last is not None and (matcher.is_terminated() or not matcher.accept_token(last[i])):
-                self.active[i] = False  # finished (EOS, or stopped by a stop string and padded)
-                self.bitmask[i].fill_(-1)
-                continue
+            matcher = self.matchers[i]
             if matcher.is_terminated():
                 self.active[i] = False
                 continue
@@ -222,25 +220,37 @@ class GrammarLogitsProcessor:
                 else:
                     self.next_check[i] = remaining - 1
             if self.forced[i]:
-                force_now[i] = self.forced[i].pop(0)
-            matcher.fill_next_token_bitmask(self.bitmask, i)
+                force_now[k] = self.forced[i].pop(0)
+            matcher.fill_next_token_bitmask(bitmask, k)
+            constrained.append(k)
+        if not constrained:
+            return scores
         device = scores.device
         if device.type == "cuda":
-            self.tools.xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(device))
+            self.tools.xgr.apply_token_bitmask_inplace(scores, bitmask.to(device))
         else:
             cpu = scores.to("cpu") if device.type != "cpu" else scores
-            self.tools.xgr.apply_token_bitmask_inplace(cpu, self.bitmask)
+            self.tools.xgr.apply_token_bitmask_inplace(cpu, bitmask)
             scores = cpu.to(device) if device.type != "cpu" else cpu
-        if self.ban.device != scores.device:
-            self.ban = self.ban.to(scores.device)
-        scores = scores.masked_fill(self.ban[:, :scores.shape[1]], -float("inf"))
-        for i, token in force_now.items():
-            keep = scores[i, token].clone()
-            scores[i] = -float("inf")
-            scores[i, token] = torch.where(torch.isfinite(keep), keep, torch.zeros_like(keep))
+        ban = torch.zeros((len(rows), scores.shape[1]), dtype=torch.bool)
+        ban[constrained] = self.ban[[rows[k] for k in constrained], :scores.shape[1]]
+        scores = scores.masked_fill(ban.to(device), -float("inf"))
+        for k, token in force_now.items():
+            keep = scores[k, token].clone()
+            scores[k] = -float("inf")
+            scores[k, token] = torch.where(torch.isfinite(keep), keep, torch.zeros_like(keep))
         return scores
+
+    def accept(self, rows: Sequence[Optional[int]], tokens: Sequence[int]) -> None:
+        """Advance each live constrained row's matcher by the token it wrote."""
+        for i, token in zip(rows, tokens):
+            if i is None or not self.active[i]:
+                continue
+            matcher = self.matchers[i]
+            if matcher.is_terminated() or not matcher.accept_token(token):
+                self.active[i] = False
 
 
 _GrammarTools = GrammarTools  # the old private name
 
-__all__ = ["GrammarLogitsProcessor", "GrammarTools", "normalize_structured_output"]
+__all__ = ["GrammarConstraint", "GrammarTools", "normalize_structured_output"]

@@ -29,9 +29,9 @@ Platform = Literal["colab", "binder", "local"]
 CPU_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"  # small GPUs (< 12 GB) and Apple MPS
 SMALL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GPU_MODEL = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
-CPU_GENERATION_BATCH = 32
-"""Sequences per ``generate()`` call on a CPU with the memory for it (see :func:`choose_profile` for the
-measurement behind it); 8 on Binder."""
+CPU_GENERATION_BATCH = 64
+"""Sequences per batch on a CPU with >= 12 GB of memory (see :func:`choose_profile` for the measurement behind it);
+32 with less, 8 on Binder."""
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,12 @@ def choose_profile(hw: Hardware) -> Profile:
         return Profile("mps", "mps", "float16", CPU_MODEL, 16, hardware=hw,
                        reason="Apple GPU through MPS: float16, a small model.")
     small = hw.platform == "binder" or (hw.ram_gb is not None and hw.ram_gb < 4)
-    # A CPU decoding step reads every weight from memory once, whatever the batch: SmolLM2-135M, 1 thread, 2-core
-    # dev machine: 100 ms a step for 1 sequence, 197 ms for 8, 376 ms for 32. One batch of 32 beats four of 8, but
-    # 32 judge prompts of ~1,200 tokens hold ~1.8 GB of KV cache: Binder's ~2 GB keeps batches of 8.
-    batch = 8 if small else CPU_GENERATION_BATCH
+    # A CPU decoding step reads every weight from memory once, whatever the batch, so rows are nearly free until the
+    # matrix products turn compute-bound. SmolLM2-135M, 2-core dev machine, 64 prompts x 48 tokens (benchmarks/
+    # README.md): 169 tokens/s in batches of 32, 186 in one of 64 (a bare decoding step: 132 ms at 32, 205 ms at 64,
+    # 355 ms at 128). The cost is memory: 64 judge prompts of ~1,200 tokens hold ~3.5 GB of KV cache, so 64 needs
+    # >= 12 GB (Colab's CPU runtime has 12.7), 32 below that, and Binder's ~2 GB keeps batches of 8.
+    batch = 8 if small else (CPU_GENERATION_BATCH if (hw.ram_gb or 0) >= 12 else 32)
     # The smallest real model on every CPU: the course generates, judges and trains on it in a lesson's time
     # (SmolLM2-360M has 2.7x the parameters, and a CPU step, decoding or training, costs about that much more).
     return Profile("cpu", "cpu", "float32", SMALL_MODEL, batch, hardware=hw,

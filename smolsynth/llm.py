@@ -15,8 +15,9 @@ distilabel ``Pipeline``::
 What it does, and where the pieces live:
 
 * **Batching** (here). Prompts are tokenized once, sorted by length and cut into buckets of ``batch_size`` sequences
-  (``num_generations`` copies of a prompt count as sequences), left-padded by hand, and sent to one
-  ``model.generate`` call per bucket. The default batch size comes from the hardware profile (64 for the tiny model).
+  (``num_generations`` copies of a prompt count as sequences); each bucket is one :func:`smolsynth.decoding.decode`
+  call (the token loop: shared prompt prefix, preallocated KV cache, finished rows leaving the batch). The default
+  batch size comes from the hardware profile (64 for the tiny model).
 * **One loaded model per process** (:mod:`smolsynth.models`). Loaded ``(model, tokenizer)`` pairs are kept in a
   process-wide cache keyed by model id, dtype, device and, for a local folder, a fingerprint of its weights, so every
   task, cell and call reuses them, and a retrained folder is loaded again (:func:`clear_model_cache` frees them).
@@ -46,7 +47,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from pydantic import PositiveInt, PrivateAttr, field_validator, model_validator
 
-from smolsynth.grammar import GrammarLogitsProcessor, normalize_structured_output
+from smolsynth.decoding import Sampling, decode
+from smolsynth.grammar import GrammarConstraint, normalize_structured_output
 from smolsynth.models import LoadedModel, get_loaded_model
 from smolsynth.verbosity import import_distilabel
 
@@ -69,7 +71,7 @@ _NO_ENGINE = ("LocalLLM has no engine= any more: it always runs transformers. On
 
 
 def default_batch_size(model_id: str, profile: Any = None) -> int:
-    """Sequences per ``generate()`` call when none is given: the hardware profile's, 64 for the tiny model."""
+    """Sequences per batch when none is given: the hardware profile's, 64 for the tiny model."""
     from smolsynth.models import is_tiny
 
     if is_tiny(model_id):
@@ -81,48 +83,19 @@ def default_batch_size(model_id: str, profile: Any = None) -> int:
     return int(profile.generation_batch_size)
 
 
-class _PresencePenalty:
-    """OpenAI's presence penalty, as a transformers logits processor: ``penalty`` is subtracted from the logit of every
-    token that already appears in the generated text (once, however often it appeared; the prompt does not count).
-    Self-Instruct samples with a presence penalty of 2, to push each new instruction away from the words of the
-    ones before it in the same list."""
-
-    def __init__(self, penalty: float, prompt_length: int) -> None:
-        self.penalty = penalty
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        generated = input_ids[:, self.prompt_length:]
-        if generated.shape[1] == 0:
-            return scores
-        seen = scores.new_zeros(scores.shape, dtype=scores.dtype).scatter_(1, generated, 1.0)
-        return scores - self.penalty * seen
-
-
 class _StopStrings:
-    """Stop a row once its *generated* text contains a stop string; remembers which rows it stopped.
+    """``stop(row, tokens)`` for :func:`smolsynth.decoding.decode`: has the row's *generated* text reached a stop
+    string? (transformers' own ``stop_strings`` also match across the prompt boundary: a prompt ending in a newline
+    plus a generated newline "contains" ``"\\n\\n"``, which ends generations after one token.)"""
 
-    transformers' own ``stop_strings`` also match across the prompt boundary (a prompt ending in a newline plus a
-    generated newline "contains" ``"\\n\\n"``), which ends generations after one token.
-    """
-
-    def __init__(self, tokenizer: Any, stops: List[str], *, prompt_length: int) -> None:
+    def __init__(self, tokenizer: Any, stops: List[str]) -> None:
         self.tokenizer = tokenizer
         self.stops = stops
-        self.prompt_length = prompt_length
         self.window = 2 * max(len(s) for s in stops) + 4
-        self.stopped: set = set()
 
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        generated = input_ids[:, self.prompt_length:]
-        if generated.shape[1] == 0:
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        texts = self.tokenizer.batch_decode(generated[:, -self.window:].tolist(), skip_special_tokens=True)
-        hits = [any(s in t for s in self.stops) for t in texts]
-        self.stopped.update(i for i, hit in enumerate(hits) if hit)
-        return torch.tensor(hits, dtype=torch.bool, device=input_ids.device)
+    def __call__(self, row: int, tokens: List[int]) -> bool:
+        text = self.tokenizer.decode(tokens[-self.window:], skip_special_tokens=True)
+        return any(s in text for s in self.stops)
 
 
 @dataclass
@@ -155,7 +128,7 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
             :func:`smolsynth.models.resolve_model` (``$SMOLSYNTH_MODEL``, then the hardware profile's default).
         dtype: ``"float32"``, ``"float16"`` or ``"bfloat16"`` (never ``torch_dtype``); default from the profile.
         device: ``"cpu"``, ``"cuda"``, ``"mps"``; default from the profile.
-        batch_size: sequences per ``generate()`` call; default from the profile (64 for the tiny model).
+        batch_size: sequences per batch (one :func:`~smolsynth.decoding.decode` call); default from the profile (64 for the tiny model).
         seed: base seed of all sampling.
         structured_output: ``{"format": "json", "schema": {...}}`` or ``{"format": "regex", "schema": "..."}``.
         magpie_pre_query_template: None (derive from the chat template), ``"llama3"``, ``"qwen2"``, ``"chatml"``
@@ -252,7 +225,7 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
 
     @property
     def effective_batch_size(self) -> int:
-        """Sequences per ``generate()`` call: ``batch_size`` or the default for this model and machine."""
+        """Sequences per batch: ``batch_size`` or the default for this model and machine."""
         return int(self.batch_size or default_batch_size(self.model_name))
 
     def load(self) -> None:
@@ -411,65 +384,40 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
         model, tok = loaded.model, loaded.tokenizer
         eos_ids = loaded.eos_ids
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else eos_ids[0]
-        eos_set = set(eos_ids)
-        gen: Dict[str, Any] = dict(max_new_tokens=settings["max_new_tokens"], pad_token_id=pad_id,
-                                   eos_token_id=eos_ids, repetition_penalty=settings["repetition_penalty"])
-        if settings["do_sample"]:
-            gen.update(do_sample=True, temperature=settings["temperature"], top_p=settings["top_p"],
-                       top_k=settings["top_k"])
-        else:
-            gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        sampling = Sampling(temperature=settings["temperature"] if settings["do_sample"] else 0.0,
+                            top_p=settings["top_p"], top_k=settings["top_k"],
+                            repetition_penalty=settings["repetition_penalty"],
+                            presence_penalty=settings["presence_penalty"])
+        min_new_tokens = 0
         if settings["ignore_eos"]:
-            gen["min_new_tokens"] = settings["max_new_tokens"]
-        elif (getattr(model.generation_config, "min_new_tokens", None) or 0) > settings["max_new_tokens"]:
-            gen["min_new_tokens"] = settings["max_new_tokens"]  # the tiny model's floor, within a smaller budget
+            min_new_tokens = settings["max_new_tokens"]
+        else:  # the tiny model's floor (its generation config), within a smaller budget
+            min_new_tokens = min(getattr(model.generation_config, "min_new_tokens", None) or 0,
+                                 settings["max_new_tokens"])
         stops = [x for x in settings["stop"] if x]
-        device = model.device
-        rng_devices = [device.index or 0] if device.type == "cuda" else []
+        stopper = _StopStrings(tok, stops) if stops else None
         for chunk in self._buckets(sequences):
-            width = max(len(s.prompt_ids) for s in chunk)
-            input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)  # left padding, by hand
-            attention = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, s in enumerate(chunk):
-                n = len(s.prompt_ids)
-                if n:
-                    input_ids[row, width - n:] = torch.tensor(s.prompt_ids, dtype=torch.long)
-                    attention[row, width - n:] = 1
-            extra: Dict[str, Any] = {}
-            stopper = _StopStrings(tok, stops, prompt_length=width) if stops else None
-            if stopper is not None:
-                extra["stopping_criteria"] = [stopper]
+            grammar = None
             if any(s.spec is not None for s in chunk):
-                if not settings["ignore_eos"]:  # a grammar decides when output ends (a model's config may not)
-                    extra["min_new_tokens"] = 0
-                grammars = [loaded.grammar.compile(s.spec) if s.spec is not None else None for s in chunk]
-                grammar_steps = GrammarLogitsProcessor(
-                    loaded.grammar, grammars, prompt_length=width, max_new_tokens=settings["max_new_tokens"],
+                grammar = GrammarConstraint(
+                    loaded.grammar, [loaded.grammar.compile(s.spec) if s.spec is not None else None for s in chunk],
+                    max_new_tokens=settings["max_new_tokens"],
                     formats=[s.spec["format"] if s.spec is not None else None for s in chunk])
-                extra["logits_processor"] = [grammar_steps]
-            else:
-                grammar_steps = None
-            if settings["presence_penalty"]:  # before the grammar's mask, so the mask has the last word
-                extra["logits_processor"] = [_PresencePenalty(settings["presence_penalty"], width),
-                                             *extra.get("logits_processor", [])]
-            with loaded.lock, torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
-                torch.manual_seed(self._chunk_seed(salt, chunk))
-                out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                                     **{**gen, **extra})  # extra wins: a grammar row's min_new_tokens
-            new_tokens = out[:, width:].tolist()
-            for row, (s, tokens) in enumerate(zip(chunk, new_tokens)):
-                end = next((k for k, t in enumerate(tokens) if t in eos_set), None)
-                kept = tokens if end is None else tokens[:end + 1]
-                by_stop_string = stopper is not None and row in stopper.stopped
-                if end is None and by_stop_string:
-                    while kept and kept[-1] == pad_id:  # padding after the row was stopped
-                        kept.pop()
-                s.output_tokens = len(kept)
-                s.text, cut = self._cut_at_stop(tok.decode(kept, skip_special_tokens=True), settings)
+            generator = torch.Generator(device="cpu").manual_seed(self._chunk_seed(salt, chunk))
+            with loaded.lock:
+                decoded = decode(model, [s.prompt_ids or [pad_id] for s in chunk],
+                                 max_new_tokens=settings["max_new_tokens"], eos_ids=eos_ids, pad_id=pad_id,
+                                 sampling=sampling, generator=generator,
+                                 # a grammar decides when output ends (a model's config may not)
+                                 min_new_tokens=0 if grammar is not None and not settings["ignore_eos"]
+                                 else min_new_tokens,
+                                 constraint=grammar, stop=stopper)
+            for row, (s, d) in enumerate(zip(chunk, decoded)):
+                s.output_tokens = len(d.tokens)
+                s.text, cut = self._cut_at_stop(tok.decode(d.tokens, skip_special_tokens=True), settings)
                 # a grammar ends with its stop token (EOS), so a completed grammar counts as an EOS here
-                ended = end is not None or by_stop_string or cut or len(kept) < settings["max_new_tokens"]
-                s.finish_reason = "stop" if ended else "length"
-                if grammar_steps is not None and grammar_steps.closed[row]:
+                s.finish_reason = "stop" if d.reason != "length" or cut else "length"
+                if grammar is not None and grammar.closed[row]:
                     s.finish_reason = "closed"  # it parses, but a string in it may have been cut short
 
     @staticmethod
@@ -485,7 +433,7 @@ _quiet_class_creation.__exit__(None, None, None)
 del _quiet_class_creation
 
 __all__ = [
-    "LoadedModel", "LocalLLM", "GrammarLogitsProcessor", "MAGPIE_PRESETS", "clear_model_cache", "default_batch_size",
+    "LoadedModel", "LocalLLM", "GrammarConstraint", "MAGPIE_PRESETS", "clear_model_cache", "default_batch_size",
     "get_loaded_model", "magpie_prompt", "normalize_structured_output", "render_chat", "ultrafeedback_regex",
     "ultrafeedback_schema",
 ]

@@ -242,7 +242,7 @@ def test_describe_setup_reports_profile_and_reason(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize("module", ["smolsynth.course", "notebooks", "smolsynth.exercises",
                                     "smolsynth.exercises.core", "smolsynth.exercises.nb00", "smolsynth.distillation",
-                                    "smolsynth.evaluation", "smolsynth.training"])
+                                    "smolsynth.evaluation", "smolsynth.training", "smolsynth.decoding"])
 def test_docstring_examples_run(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import doctest
     import importlib

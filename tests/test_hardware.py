@@ -40,6 +40,12 @@ def test_small_gpu_gets_the_small_model():
     assert choose_profile(Hardware(device="cuda", capability=(7, 5), gpu_memory_gb=6.0)).model == CPU_MODEL
 
 
+def test_cpu_batch_follows_memory():
+    sizes = [choose_profile(Hardware(ram_gb=gb)).generation_batch_size for gb in (24.0, 8.0)]
+    assert sizes == [64, 32]
+    assert choose_profile(Hardware(platform="binder", ram_gb=2.0)).generation_batch_size == 8
+
+
 def test_binder_and_low_memory_get_the_smallest_model():
     assert choose_profile(Hardware(platform="binder", ram_gb=2.0)).model == SMALL_MODEL
     assert choose_profile(Hardware(ram_gb=3.0)).model == SMALL_MODEL

@@ -41,15 +41,16 @@ def test_generate_returns_distilabel_structure_with_token_statistics(tiny_llm_fa
 def test_batches_are_real_and_sized_by_batch_size(tiny_llm_factory, monkeypatch):
     llm = tiny_llm_factory(batch_size=8)
     llm.load()
-    model = llm._loaded.model
+    import smolsynth.llm as llm_module
+
     shapes = []
-    real_generate = model.generate
+    real_decode = llm_module.decode
 
-    def spy(*args, **kwargs):  # the real generate runs; we only record the batch shapes
-        shapes.append(tuple(kwargs["input_ids"].shape))
-        return real_generate(*args, **kwargs)
+    def spy(model, prompts, **kwargs):  # the real decoding loop runs; we only record the batch shapes
+        shapes.append((len(prompts), max(len(p) for p in prompts)))
+        return real_decode(model, prompts, **kwargs)
 
-    monkeypatch.setattr(model, "generate", spy)
+    monkeypatch.setattr(llm_module, "decode", spy)
     out = llm.generate(CHATS, num_generations=2, max_new_tokens=3)
     assert len(out) == 20 and all(len(o["generations"]) == 2 for o in out)
     assert [s[0] for s in shapes] == [8, 8, 8, 8, 8]  # 40 sequences in 5 calls, not 40 calls
@@ -189,17 +190,16 @@ def test_finish_reasons_length_stop_string_and_eos(tiny_llm_factory, monkeypatch
         assert o["statistics"]["finish_reasons"] == ["length" if o["statistics"]["output_tokens"][0] == 24 else "stop"]
 
     # EOS, made certain: the first row's second token is replaced by EOS
-    model = llm._loaded.model
-    eos, real_generate = llm._loaded.eos_ids[0], model.generate
+    import smolsynth.llm as llm_module
 
-    def eos_after_two(*args, **kwargs):
-        out = real_generate(*args, **{**kwargs, "min_new_tokens": kwargs["max_new_tokens"]})  # full width
-        width = kwargs["input_ids"].shape[1]
-        out[0, width + 1] = eos
-        out[0, width + 2:] = llm.tokenizer.pad_token_id
+    eos, real_decode = llm._loaded.eos_ids[0], llm_module.decode
+
+    def eos_after_two(model, prompts, **kwargs):
+        out = real_decode(model, prompts, **{**kwargs, "min_new_tokens": kwargs["max_new_tokens"]})  # full length
+        out[0].tokens, out[0].reason = out[0].tokens[:1] + [eos], "eos"
         return out
 
-    monkeypatch.setattr(model, "generate", eos_after_two)
+    monkeypatch.setattr(llm_module, "decode", eos_after_two)
     ended = llm.generate(CHATS[:1], max_new_tokens=6, temperature=0)
     assert ended[0]["statistics"]["finish_reasons"] == ["stop"] and ended[0]["statistics"]["output_tokens"] == [2]
 
@@ -256,11 +256,17 @@ def test_importing_llm_leaves_no_pydantic_warning_and_no_warning_filter():
 def test_presence_penalty_lowers_each_generated_token_once_and_never_the_prompt(tiny_llm_factory):
     import torch
 
-    from smolsynth.llm import _PresencePenalty
+    from smolsynth.decoding import Sampling, _Penalties
 
-    scores = torch.zeros((2, 6))
-    ids = torch.tensor([[5, 1, 1, 2], [5, 3, 4, 4]])  # prompt of 1 token (5), then 3 generated tokens per row
-    out = _PresencePenalty(2.0, prompt_length=1)(ids, scores)
+    class Model:  # what _Penalties reads of a model: the vocabulary size
+        def get_output_embeddings(self):
+            return torch.nn.Linear(1, 6, bias=False)
+
+    penalties = _Penalties(Sampling(presence_penalty=2.0), [[5], [5]], Model(), "cpu")
+    rows = torch.tensor([0, 1])
+    for tokens in ([1, 3], [1, 4], [2, 4]):  # prompt of 1 token (5), then 3 generated tokens per row
+        penalties.record(torch.tensor(tokens), rows)
+    out = penalties.apply(torch.zeros((2, 6)), rows)
     assert out[0].tolist() == [0.0, -2.0, -2.0, 0.0, 0.0, 0.0]  # token 1 appeared twice: penalised once
     assert out[1].tolist() == [0.0, 0.0, 0.0, -2.0, -2.0, 0.0]  # the prompt's token 5 is not penalised
     llm = tiny_llm_factory()
