@@ -14,7 +14,8 @@ With ``--judge`` (the default for a real model) it then measures the judge's wor
 (``smolsynth.ultrafeedback.judge``, two candidates per row, rows paired from the hand-written probes' answers) in rows
 per second, with the engine's speed-ups on and switched off (``smolsynth.decoding.speedups(all=False)``, the same
 rows); and the cost of constrained decoding: the same judge prompts through the engine with the UltraFeedback grammar
-vs unconstrained (EOS ignored, as many tokens per row as the constrained judgments wrote on average).
+vs unconstrained (``decoding.decode`` in one batch, each row ending after as many tokens as its constrained
+judgment wrote).
 
 The last lines are the ratios (higher is better for the engine)::
 
@@ -237,7 +238,7 @@ def judge_workload(engine, n_rows: int, repeats: int) -> list[str]:
     """The judge's workload on ``engine``'s model: rows/s of ``ultrafeedback.judge`` (constrained, two candidates,
     greedy, no cache) over ``n_rows`` rows, with the engine's speed-ups on and off; then constrained vs unconstrained
     tokens/s on the same prompts. Returns the result lines to print last."""
-    from smolsynth.decoding import speedups
+    from smolsynth.decoding import Sampling, decode, speedups
     from smolsynth.llm import default_batch_size
     from smolsynth.ultrafeedback import judge, judge_tokens, ultrafeedback_regex
     from smolsynth.verbosity import import_distilabel, quiet_distilabel
@@ -261,18 +262,30 @@ def judge_workload(engine, n_rows: int, repeats: int) -> list[str]:
     budget = judge_tokens(2)
     grammar = {"format": "regex", "schema": ultrafeedback_regex(2, max_rationale_chars=200)}
 
-    def run_constrained() -> int:
-        return output_tokens(engine.generate([(p, grammar) for p in prompts], max_new_tokens=budget, temperature=0.0))
+    lengths: list[int] = []
 
-    # unconstrained, EOS ignored, as many tokens per row as the constrained judgments wrote on average: the same
-    # prefill and about the same number of decoding steps, so that the ratio is the cost of the grammar alone
-    free_budget = max(1, round(run_constrained() / len(prompts)))
+    def run_constrained() -> int:
+        out = engine.generate([(p, grammar) for p in prompts], max_new_tokens=budget, temperature=0.0)
+        lengths[:] = [o["statistics"]["output_tokens"][0] for o in out]
+        return sum(lengths)
+
+    # unconstrained, the same prompts in one batch, each row ending after as many tokens as its constrained
+    # judgment wrote (EOS banned, a stop check at that length): the same prefill, the same decoding steps and the
+    # same rows leaving the batch at the same steps, so that the ratio is the cost of the grammar alone
+    run_constrained()  # also the warm-up (the grammar's compilation)
+    model, tokenizer = engine._loaded.model, engine._loaded.tokenizer
+    ids = [tokenizer(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True),
+                     add_special_tokens=False)["input_ids"] for p in prompts]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else engine._loaded.eos_ids[0]
 
     def run_free() -> int:
-        return output_tokens(engine.generate(prompts, max_new_tokens=free_budget, temperature=0.0, ignore_eos=True))
+        out = decode(model, ids, max_new_tokens=max(lengths), eos_ids=engine._loaded.eos_ids, pad_id=pad_id,
+                     sampling=Sampling(temperature=0.0), min_new_tokens=max(lengths),
+                     stop=lambda row, tokens: len(tokens) >= lengths[row])
+        return sum(len(d.tokens) for d in out)
 
-    print(f"judge: {len(rows)} rows, batch {default_batch_size(model_id)}; free: {free_budget} tokens a row",
-          flush=True)
+    print(f"judge: {len(rows)} rows, batch {default_batch_size(model_id)}; judgments of {min(lengths)} to "
+          f"{max(lengths)} tokens", flush=True)
     rate = interleaved({"judge": run_judge, "judge_plain": run_judge_plain}, repeats, "rows")
     rate.update(interleaved({"constrained": run_constrained, "free": run_free}, repeats, "tokens"))
     return [f"judge_rows_per_s={rate['judge']:.3f}", f"judge_speedup={rate['judge'] / rate['judge_plain']:.2f}",

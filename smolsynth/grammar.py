@@ -15,6 +15,11 @@ import json
 import threading
 from typing import Any, Dict, List, Optional, Sequence
 
+CLOSE_MARGIN = 8
+"""Tokens to spare when the closing path is taken: one token can lengthen the path by several (a JSON ``\\u``
+escape needs four hex digits, then the quote and the brackets), so a row closes while that still fits. At most a
+quarter of the budget, so that a short budget is not closed from the first token."""
+
 # Characters tried, in this order, to close a structure when the token budget runs out (see _closing_path).
 _CLOSING_ORDER = "\n\"]}10,: [{-.tfnae" + "".join(chr(c) for c in range(32, 127))
 
@@ -193,6 +198,7 @@ class GrammarConstraint:
         self.closed = [False] * len(grammars)  # rows whose structure was closed because the budget ran out
         self.next_check = [max_new_tokens] * len(grammars)
         self.max_new_tokens = max_new_tokens
+        self.margin = max(2, min(CLOSE_MARGIN, max_new_tokens // 4))
 
     def mask(self, rows: Sequence[Optional[int]], step: int, scores: Any) -> Any:
         """``scores`` (batch row k is prompt ``rows[k]``; None: an ended row) restricted to what each grammar
@@ -212,11 +218,11 @@ class GrammarConstraint:
                 continue
             if not self.forced[i] and remaining <= self.next_check[i]:
                 path = _closing_path(self.tools, matcher, limit=remaining, json_mode=self.json_rows[i])
-                if path is not None and len(path) + 2 >= remaining:
+                if path is not None and len(path) + self.margin >= remaining:
                     self.forced[i] = path
                     self.closed[i] = True
                 elif path is not None:
-                    self.next_check[i] = (remaining + len(path)) // 2 + 1
+                    self.next_check[i] = (remaining + len(path) + self.margin) // 2 + 1
                 else:
                     self.next_check[i] = remaining - 1
             if self.forced[i]:
