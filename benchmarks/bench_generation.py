@@ -222,7 +222,7 @@ def interleaved(systems: dict, repeats: int, unit: str, sync=None) -> dict[str, 
 
 def judge_rows(n_rows: int) -> list[dict]:
     """``n_rows`` judge rows from the probes: each probe's instruction with its good answer and, in turn, the bad
-    answers of the probes (its own first), shuffled in place so that the good one is not always first."""
+    answers of the probes (its own first); the good answer comes first in even rows, second in odd ones."""
     from smolsynth.ultrafeedback import judge_probes
 
     probes = judge_probes()
@@ -274,8 +274,7 @@ def judge_workload(engine, n_rows: int, repeats: int) -> list[str]:
     # same rows leaving the batch at the same steps, so that the ratio is the cost of the grammar alone
     run_constrained()  # also the warm-up (the grammar's compilation)
     model, tokenizer = engine._loaded.model, engine._loaded.tokenizer
-    ids = [tokenizer(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True),
-                     add_special_tokens=False)["input_ids"] for p in prompts]
+    ids = engine._encode([engine.prepare_input(p) for p in prompts])  # the engine's own prompt tokens
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else engine._loaded.eos_ids[0]
 
     def run_free() -> int:

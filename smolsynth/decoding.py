@@ -100,13 +100,14 @@ class Decoded:
 
 
 class Constraint:
-    """What a constraint on the tokens (a grammar) gives the loop; rows are indices into the bucket."""
+    """What a constraint on the tokens (a grammar) gives the loop. ``rows[k]`` is the prompt (an index into the
+    bucket) that batch row ``k`` writes for, or None for a row that has ended and waits to leave the batch."""
 
-    def mask(self, rows: Sequence[int], step: int, scores: Any) -> Any:  # pragma: no cover - interface
+    def mask(self, rows: Sequence[Optional[int]], step: int, scores: Any) -> Any:  # pragma: no cover - interface
         """``scores`` (one row per entry of ``rows``) with the tokens each row may not write set to -inf."""
         raise NotImplementedError
 
-    def accept(self, rows: Sequence[int], tokens: Sequence[int]) -> None:  # pragma: no cover - interface
+    def accept(self, rows: Sequence[Optional[int]], tokens: Sequence[int]) -> None:  # pragma: no cover - interface
         """Advance each row's state by the token it wrote."""
         raise NotImplementedError
 

@@ -388,7 +388,6 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
                             top_p=settings["top_p"], top_k=settings["top_k"],
                             repetition_penalty=settings["repetition_penalty"],
                             presence_penalty=settings["presence_penalty"])
-        min_new_tokens = 0
         if settings["ignore_eos"]:
             min_new_tokens = settings["max_new_tokens"]
         else:  # the tiny model's floor (its generation config), within a smaller budget
