@@ -53,6 +53,8 @@ __all__ = ["COURSE_DATA", "COURSE_HOME_ENV", "FAST_ENV", "MODEL_ENV", "STRICT_EN
 COURSE_DATA: dict[str, str] = {
     "sft": "notebook 01's SFT dataset (a `messages` column), saved with handoff.save (its record included)",
     "dpo": "notebook 02's preference pairs (prompt/chosen/rejected), saved with handoff.save (its record included)",
+    "curated": "notebook 07's curated SFT dataset (deduplicated, decontaminated, Deita-selected), with the funnel of "
+               "every row notebooks 01 and 07 dropped",
     "sft-model": "notebook 03's SFT checkpoint (a plain transformers folder)",
     "dpo-model": "notebook 04's DPO checkpoint (a plain transformers folder)",
     "classification": "notebook 05's labelled texts (texts.csv, appended batch by batch, with its progress files)",

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from smolsynth.settings import smolsynth_home
 
-__all__ = ["EMBEDDED_ENCODER", "ENCODER_INSTALL_HINT", "HUB_ENCODER", "TINY_ENCODER", "build_tiny_encoder",
-           "embedded_encoder_available", "encoder_path", "resolve_encoder"]
+__all__ = ["EMBEDDED_ENCODER", "ENCODER_INSTALL_HINT", "HUB_ENCODER", "TINY_ENCODER", "build_tiny_encoder", "embed",
+           "embedded_encoder_available", "encoder_path", "load_sentence_encoder", "resolve_encoder"]
 
 HUB_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDED_ENCODER = "smolsynth/minilm"
@@ -131,3 +131,53 @@ def build_tiny_encoder(path: str | Path, seed: int = 0) -> Path:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
     return out
+
+
+_SENTENCE_ENCODERS: dict = {}
+
+
+def load_sentence_encoder(encoder: str | None = None, *, model: str | None = None):
+    """A ``sentence_transformers.SentenceTransformer`` for ``encoder`` (default :func:`resolve_encoder`: MiniLM, or
+    the tiny encoder when the course model is the tiny one), on the CPU or the GPU, loaded once per process.
+
+    A folder without a sentence-transformers config (the tiny encoder) gets mean pooling, as all-MiniLM-L6-v2 uses.
+    """
+    from smolsynth.verbosity import no_progress_bars
+
+    chosen = resolve_encoder(model, encoder)
+    if chosen not in _SENTENCE_ENCODERS:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        with no_progress_bars():
+            _SENTENCE_ENCODERS[chosen] = SentenceTransformer(encoder_path(chosen), device=device)
+    return _SENTENCE_ENCODERS[chosen]
+
+
+def embed(texts, *, encoder: str | None = None, model: str | None = None, batch_size: int = 64):
+    """Sentence embeddings of ``texts`` (a list of strings): a float32 numpy array ``[len(texts), dim]``, each row
+    of unit length, so that a dot product is the cosine similarity.
+
+    ``encoder`` picks the encoder (default :func:`resolve_encoder`; on the tiny course model, the tiny random encoder:
+    its similarities are noise, fine for testing the machinery only).
+
+    >>> vectors = embed(["Write a poem about tea.", "Compose a poem on tea."], encoder="smolsynth/minilm")  # doctest: +SKIP
+    >>> float(vectors[0] @ vectors[1]) > 0.9                                                                # doctest: +SKIP
+    True
+    """
+    import numpy as np
+
+    from smolsynth.arguments import check_number
+
+    check_number("batch_size", batch_size, minimum=1, integer=True)
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is a {type(text).__name__}, not a string: pass the texts to embed, e.g. "
+                            "[row['instruction'] for row in rows].")
+    encoder_model = load_sentence_encoder(encoder, model=model)
+    if not texts:
+        return np.zeros((0, encoder_model.get_embedding_dimension() or 0), dtype=np.float32)
+    return encoder_model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                show_progress_bar=False).astype(np.float32)

@@ -103,6 +103,14 @@ DROP_REASONS: Dict[str, str] = {
     "chosen_equals_rejected": "chosen and rejected are the same text: nothing to learn",
     # text classification
     "label_conflict": "the same or near-same text is also under another label (its 'conflicts_with' names the row)",
+    # looking at the data (notebook 07: smolsynth.dedup, smolsynth.selection, smolsynth.contamination)
+    "minhash_duplicate": "MinHash-LSH estimates its word n-gram Jaccard similarity with a kept row at or above the "
+                         "threshold (its 'duplicate_of' names the row)",
+    "semantic_duplicate": "its embedding's cosine similarity with a kept row is at or above the threshold: a "
+                          "paraphrase (its 'duplicate_of' names the row)",
+    "deita_too_similar": "Deita selection: cosine similarity above the threshold (0.9) with a row already selected",
+    "deita_over_budget": "Deita selection: the budget was full before this row's turn (it scored lower)",
+    "contaminated": "shares a word n-gram with an evaluation prompt (its 'contaminated_by' names the prompt)",
     # training
     "too_long_for_max_length": "the prompt alone fills max_length tokens (TRL would drop or empty the row)",
 }

@@ -56,6 +56,8 @@ from smolsynth.report import Report
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset
 
+    from smolsynth.funnel import Funnel
+
     from smolsynth.training import TrainingResult
 
 __all__ = ["RECORD_FILE", "SAMPLE_INSTRUCTIONS", "CourseData", "CourseModel", "export", "make_preference_pairs",
@@ -92,7 +94,7 @@ SAMPLE_INSTRUCTIONS: tuple[str, ...] = (
 RECORD_FILE = "smolsynth_handoff.json"
 """The record :func:`save` writes next to a saved hand-off (and :func:`publish` to the top of a Hub repository)."""
 
-_NOTEBOOK = {"sft": "01", "dpo": "02"}  # the dataset hand-offs, and the notebook that makes each
+_NOTEBOOK = {"sft": "01", "dpo": "02", "curated": "07"}  # the dataset hand-offs, and the notebook that makes each
 _PLAIN_FILES = (".jsonl", ".json", ".parquet")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _SOURCES = ("a folder saved by handoff.save (or a Dataset.save_to_disk folder, or a Hub dataset repository's folder), "
@@ -196,14 +198,18 @@ def _replace_folder(target: Path, write: Callable[[Path], None]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def save(data: Any, name: str, *, model: str, settings: Mapping[str, Any] | None = None) -> Path:
+def save(data: Any, name: str, *, model: str, settings: Mapping[str, Any] | None = None,
+         funnel: Funnel | None = None) -> Path:
     """Save a hand-off for a later notebook; returns its folder, ``data_path(name)``.
 
     ``data`` (a ``datasets.Dataset``, a step's ``Result`` or a :class:`CourseData`) is written with
     ``Dataset.save_to_disk``, and into the same folder :data:`RECORD_FILE`: ``name``, ``model`` (the model that made the data:
     pass the resolved id, e.g. ``smolsynth.resolve_model()``), ``settings`` (plain values; ``fast``, whether fast
     mode is on, is added unless given), the row count, the smolsynth version and the UTC time. ``name`` is ``"sft"``
-    (notebook 01) or ``"dpo"`` (notebook 02). A hand-off already there is replaced.
+    (notebook 01), ``"dpo"`` (notebook 02) or ``"curated"`` (notebook 07). A hand-off already there is replaced.
+    ``funnel`` (a :class:`smolsynth.funnel.Funnel`: every step the rows went through and the rows each dropped) is
+    saved beside the data, after checking that it accounts for every row of it (a ValueError says what does not add
+    up).
 
     >>> save(sft_dataset, "sft", model=model_id, settings={"max_new_tokens": 256})  # doctest: +SKIP
     PosixPath('/home/you/.cache/smolsynth/course/sft')
@@ -227,6 +233,15 @@ def save(data: Any, name: str, *, model: str, settings: Mapping[str, Any] | None
         raise TypeError(f"settings holds a value that cannot be written to {RECORD_FILE} ({err}): pass plain values "
                         "(numbers, text, lists, dicts), e.g. settings={'max_new_tokens': 256}.") from None
     dataset = _as_dataset(data)
+    if funnel is not None:
+        from smolsynth.funnel import Funnel
+
+        if not isinstance(funnel, Funnel):
+            raise TypeError(f"funnel is a {type(funnel).__name__}: pass a smolsynth.funnel.Funnel (or leave it out).")
+        problems = funnel.check(len(dataset))
+        if problems:
+            raise ValueError(f"The funnel does not account for every row of {name!r}: " + "; ".join(problems)
+                             + ". Add every step the rows went through, in order (funnel.add(notebook, result)).")
     record = {"name": name, "model": resolve_model(model), "settings": recorded, "rows": len(dataset),
               "columns": list(dataset.column_names), "smolsynth_version": __version__,
               "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -234,6 +249,8 @@ def save(data: Any, name: str, *, model: str, settings: Mapping[str, Any] | None
     def write(folder: Path) -> None:
         dataset.save_to_disk(str(folder))
         (folder / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        if funnel is not None:
+            funnel.save(folder)
 
     target = data_path(name)
     _replace_folder(target, write)

@@ -130,14 +130,16 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return round(len(set(grams)) / len(grams), 3) if grams else 0.0
 
 
-def _text_of(value: Any) -> Optional[str]:
+def _text_of(value: Any, role: str = "user") -> Optional[str]:
+    """A string as it is; a chat (a list of messages): its first ``role`` turn (for ``"user"``, else its first turn);
+    anything else: None."""
     if isinstance(value, str):
         return value
     if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
         for message in value:
-            if message.get("role") == "user":
+            if message.get("role") == role:
                 return str(message.get("content") or "")
-        return str(value[0].get("content") or "")
+        return str(value[0].get("content") or "") if role == "user" else None
     return None
 
 

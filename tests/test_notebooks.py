@@ -54,8 +54,23 @@ def test_learner_notebooks_run_without_errors(engine_home: Path) -> None:
 
 
 def test_solution_notebooks_pass_their_checks_in_strict_mode(engine_home: Path) -> None:
+    """Every solution notebook in strict mode, in order, in one course folder; then the funnel of the default course
+    run, read back from the saved artifacts, accounts for every row of every saved dataset."""
+    import datasets
+
+    from smolsynth.course import data_path
+    from smolsynth.funnel import course_funnel
+
     result = nbval(SOLUTIONS, strict=True)
     assert result.returncode == 0, _report(result)
+    funnels = course_funnel()
+    assert set(funnels) == {"sft", "dpo", "curated"}, funnels
+    for name, funnel in funnels.items():
+        rows = len(datasets.load_from_disk(str(data_path(name))))
+        assert funnel.check(rows) == [], (name, funnel)
+        assert funnel.rows_made == rows + len(funnel.dropped_rows), funnel
+    curated = funnels["curated"]
+    assert {s.notebook for s in curated.stages} >= {"07"} and len(curated.stages) >= 4, curated
 
 
 def test_a_bug_in_a_solution_fails_the_run(tmp_path: Path, engine_home: Path) -> None:

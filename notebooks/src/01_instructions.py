@@ -423,6 +423,10 @@ my_novelty_filter(["Write a poem about the sea.", "Write a poem about the sea, p
 # `messages` column of user/assistant turns (the system prompt, when there is one, first). Duplicates across the
 # sources are dropped first (they would be trained on twice).
 #
+# The **funnel** goes with the data: every step the rows went through, the rows each step dropped and why
+# (`smolsynth.funnel.Funnel`). `handoff.save` checks that it accounts for every row (rows in = rows out + dropped, at
+# every step) and saves it beside the dataset; notebook 07 adds its own filters to it.
+#
 # `handoff.save` writes it with `Dataset.save_to_disk` plus a record of the model that made it
 # (`smolsynth_handoff.json`), so that notebook 03 never trains a real model on data the tiny test model left behind.
 # On Colab every notebook gets a fresh runtime and this folder is gone in notebook 03: run `course.use_drive()` at the
@@ -434,27 +438,47 @@ from datasets import Dataset
 
 from smolsynth import handoff
 from smolsynth.course import data_path
+from smolsynth.funnel import Funnel
+from smolsynth.rows import partition
 
-parts = [to_sft(magpie_result.dataset, system_column="system_prompt"), to_sft(self_instruct_answered.dataset),
-         to_sft(evol_result.dataset)]
-conversations = [row["messages"] for part in parts for row in part.dataset]
-seen, unique = set(), []
-for messages in conversations:
-    key = tuple((m["role"], m["content"]) for m in messages)
-    if key not in seen:
-        seen.add(key)
-        unique.append({"messages": messages})
-print(f"{len(conversations)} conversations from the three methods, {len(conversations) - len(unique)} "
-      f"duplicate(s) dropped, {len(unique)} kept.")
-sft_dataset = Dataset.from_list(unique)
+funnel = Funnel("sft")
+funnel.add("01", magpie_result, branch="magpie", source=True)
+magpie_sft = to_sft(magpie_result.dataset, system_column="system_prompt")
+funnel.add("01", magpie_sft, branch="magpie")
+funnel.add("01", self_instruct_result, branch="self-instruct", source=True)
+# when the filters kept nothing, the seeds were answered instead: a new source of rows
+funnel.add("01", self_instruct_answered, branch="self-instruct", source=not self_instruct_result.rows)
+self_instruct_sft = to_sft(self_instruct_answered.dataset)
+funnel.add("01", self_instruct_sft, branch="self-instruct")
+funnel.add("01", evol_result, branch="evol-instruct", source=True)
+evol_sft = to_sft(evol_result.dataset)
+funnel.add("01", evol_sft, branch="evol-instruct")
+
+seen = set()
+
+
+def first_time(row):
+    key = tuple((m["role"], m["content"]) for m in row["messages"])
+    if key in seen:
+        return "duplicate"
+    seen.add(key)
+
+
+merged = partition([row for part in (magpie_sft, self_instruct_sft, evol_sft) for row in part.rows], first_time,
+                   step="merge, drop duplicate conversations")
+funnel.add("01", merged)
+print(f"{merged.report.rows_in} conversations from the three methods, {merged.report.rows_in - len(merged)} "
+      f"duplicate(s) dropped, {len(merged)} kept.")
+sft_dataset = Dataset.from_list([{"messages": row["messages"]} for row in merged.rows])
 
 from trl.data_utils import is_conversational  # TRL's own format check
 
 assert sft_dataset.column_names == ["messages"] and all(is_conversational(row) for row in sft_dataset)
-handoff.save(sft_dataset, "sft", model=model_id,
+handoff.save(sft_dataset, "sft", model=model_id, funnel=funnel,
              settings=dict(max_new_tokens=MAX_NEW_TOKENS, response_temperature=RESPONSE_TEMPERATURE, n_magpie=N_MAGPIE,
                            self_instruct_rounds=SELF_INSTRUCT_ROUNDS, evol_rounds=EVOL_ROUNDS))
 print(f"Saved {len(sft_dataset)} SFT conversations to {data_path('sft')}; notebook 03 trains on them.")
+funnel
 
 # %% [markdown]
 # **Optional: share it on the Hugging Face Hub.** Set `HUB_REPO` to a name like `"your-name/my-sft-data"` and log

@@ -381,7 +381,13 @@ from smolsynth.formats import validate_dpo_dataset
 
 checked = validate_dpo_dataset(pairs.dataset)  # raises if a row is not in DPO format
 print(checked.report)  # binarize already dropped chosen == rejected: nothing is left to drop here
-handoff.save(pairs.dataset, "dpo", model=model_id,
+from smolsynth.funnel import Funnel
+
+funnel = Funnel("dpo")  # every step the pairs went through, and what each dropped (notebook 07 shows it)
+funnel.add("02", pooled, source=True)
+for step in (evolved, judged, pairs):
+    funnel.add("02", step)
+handoff.save(pairs.dataset, "dpo", model=model_id, funnel=funnel,
              settings=dict(max_new_tokens=MAX_NEW_TOKENS, rationale_chars=RATIONALE_CHARS, n_prompts=N_PROMPTS,
                            rule="best-vs-random-lower", seed=SEED))
 print(f"Saved {len(pairs.dataset)} pairs to {course.data_path('dpo')}")
