@@ -108,6 +108,8 @@ DROP_REASONS: Dict[str, str] = {
                          "threshold (its 'duplicate_of' names the row)",
     "semantic_duplicate": "its embedding's cosine similarity with a kept row is at or above the threshold: a "
                           "paraphrase (its 'duplicate_of' names the row)",
+    "too_long_for_scorer": "Deita scoring: the prompt with this row's instruction and answer overflows the scorer's "
+                           "context",
     "deita_too_similar": "Deita selection: cosine similarity above the threshold (0.9) with a row already selected",
     "deita_over_budget": "Deita selection: the budget was full before this row's turn (it scored lower)",
     "contaminated": "shares a word n-gram with an evaluation prompt (its 'contaminated_by' names the prompt)",

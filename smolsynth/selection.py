@@ -102,6 +102,11 @@ class _Scorer:
                          "': ', so its probabilities cannot be read: pass model=<a chat model whose tokenizer does> "
                          "(SmolLM2, Qwen2.5 and Llama 3 do).")
 
+    def fits(self, prompt: str) -> bool:
+        """Whether ``prompt`` fits the model's context (``max_position_embeddings``; no limit when it has none)."""
+        limit = getattr(self.loaded.model.config, "max_position_embeddings", None)
+        return limit is None or len(self.loaded.tokenizer(prompt)["input_ids"]) <= limit
+
     def scores(self, prompts: Sequence[str], *, desc: str, progress: bool) -> Tuple[List[float], int]:
         """The expected score of each prompt (rounded to 3 decimals), and the tokens read."""
         import torch
@@ -165,7 +170,8 @@ def deita_scores(data: Any, *, model: Optional[str] = None, instruction_column: 
     Returns:
         A :class:`~smolsynth.rows.Result`: each kept row gains ``complexity`` and ``quality`` (floats from 1 to 6)
         and ``deita_score`` (their product, 1-36), and ``scorer_model``. Dropped: ``missing_instruction`` /
-        ``missing_response`` (no text to score). The report counts the tokens read.
+        ``missing_response`` (no text to score), ``too_long_for_scorer`` (the prompt would overflow the model's
+        context). The report counts the tokens read.
 
     >>> scored = deita_scores([{"instruction": "Explain tides.", "generation": "The Moon pulls the sea."}],
     ...                       model="smolsynth/tiny", progress=False)
@@ -202,7 +208,13 @@ def deita_scores(data: Any, *, model: Optional[str] = None, instruction_column: 
 
     model_id = resolve_model(model)
     scorer = _Scorer(model_id, batch_size)
-    reports = [usable.report]
+    # the quality prompt holds the instruction and the answer: a row whose prompt overflows the model's context
+    # would raise in the middle of the run, so it is set aside first, counted
+    fits = partition(usable.rows, lambda r: None if scorer.fits(_fill(
+        QUALITY_PROMPT, instruction=r[instruction_column], response=r[response_column])) else "too_long_for_scorer",
+        step="rows that fit the scorer")
+    reports = [usable.report] + ([fits.report] if fits.dropped_rows else [])
+    usable = Result(fits.rows, usable.dropped_rows + fits.dropped_rows)
     scores: Dict[str, List[float]] = {}
     for aspect, template in (("complexity", COMPLEXITY_PROMPT), ("quality", QUALITY_PROMPT)):
         began = time.perf_counter()

@@ -354,3 +354,13 @@ def test_numpy_scores_rank_like_python_numbers() -> None:
                                                                        "deita_score": np.int64(5)}]
     assert [r["instruction"] for r in deita_select(rows, 1, threshold=1.0, encoder=TINY_ENCODER).rows] == \
         ["Explain tides."]
+
+
+def test_a_row_longer_than_the_scorers_context_is_set_aside_and_counted() -> None:
+    """The tiny model reads at most 1024 positions: a 3,000-word answer would raise in the middle of the run."""
+    rows = [{"instruction": "Say hi.", "generation": "Hi!"},
+            {"instruction": "Tell me everything.", "generation": "word " * 3000}]
+    scored = deita_scores(rows, model="smolsynth/tiny", progress=False)
+    assert [r["instruction"] for r in scored.rows] == ["Say hi."]
+    assert scored.report.dropped == {"too_long_for_scorer": 1}
+    assert scored.report.rows_in == 2 == len(scored.rows) + len(scored.dropped_rows)
