@@ -132,3 +132,19 @@ def check_columns(rows: List[Dict[str, Any]], columns: Sequence[str], *, fn: str
         if missing:
             raise ValueError(f"{fn}() needs the column(s) {missing}, but row {i} has {sorted(row)}: pass the rows "
                              f"that {made_by} returned (its .rows or .dataset).")
+
+
+def check_text_column(rows: List[Dict[str, Any]], column: str, *, fn: str) -> List[str]:
+    """Every row must hold a string in ``column``; returns those strings. ``fn`` names the function.
+
+    >>> check_text_column([{"text": "Hi"}], "instruction", fn="deduplicate")
+    Traceback (most recent call last):
+    ...
+    ValueError: deduplicate() reads the rows' 'instruction' texts, but row 0 has None there: pass column=<a text column> (row 0 has ['text']).
+    """
+    check_text("column", column)
+    for i, row in enumerate(rows):
+        if not isinstance(row.get(column), str):
+            raise ValueError(f"{fn}() reads the rows' {column!r} texts, but row {i} has {row.get(column)!r} there: "
+                             f"pass column=<a text column> (row {i} has {sorted(row)}).")
+    return [row[column] for row in rows]

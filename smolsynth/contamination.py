@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from smolsynth.arguments import check_number, check_text, check_texts
+from smolsynth.arguments import check_number, check_text, check_text_column, check_texts
 from smolsynth.formats import INSTRUCTION
 from smolsynth.rows import Result, Row, as_rows, partition
-from smolsynth.stats import _words
+from smolsynth.stats import _shingles, _words
 
 __all__ = ["DEFAULT_N", "contamination_report", "decontaminate", "evaluation_prompts"]
 
@@ -38,12 +38,6 @@ def evaluation_prompts() -> Tuple[str, ...]:
     return tuple(HELD_OUT_PROMPTS)
 
 
-def _grams(words: Sequence[str], n: int) -> List[Tuple[str, ...]]:
-    if len(words) < n:
-        return [tuple(words)] if words else []
-    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-
-
 class _Index:
     """The evaluation prompts' n-grams; :meth:`overlaps` lists the (prompt, n-gram) pairs a text shares."""
 
@@ -52,7 +46,7 @@ class _Index:
         self.prompts = list(prompts)
         self.grams: Dict[Tuple[str, ...], List[int]] = {}
         for p, prompt in enumerate(self.prompts):
-            for gram in _grams(_words(prompt), n):
+            for gram in _shingles(_words(prompt), n):  # a prompt under n words: one n-gram
                 self.grams.setdefault(gram, []).append(p)
         self.lengths = sorted({len(g) for g in self.grams})  # n, and the lengths of prompts shorter than n
 
@@ -71,10 +65,7 @@ def _checked(data: Any, column: str, prompts: Optional[Sequence[str]], n: int, f
     check_number("n", n, minimum=1, integer=True)
     chosen = evaluation_prompts() if prompts is None else check_texts("prompts", prompts)
     rows = as_rows(data, argument="data")
-    for i, row in enumerate(rows):
-        if not isinstance(row.get(column), str):
-            raise ValueError(f"{fn}() reads the rows' {column!r} texts, but row {i} has {row.get(column)!r} there: "
-                             f"pass column=<a text column> (row {i} has {sorted(row)}).")
+    check_text_column(rows, column, fn=fn)
     return rows, _Index(chosen, n)
 
 

@@ -39,7 +39,7 @@ import random
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from smolsynth.arguments import check_number, check_text
+from smolsynth.arguments import check_number, check_text, check_text_column
 from smolsynth.formats import INSTRUCTION, MODEL_NAME, REASON
 from smolsynth.rows import Result, Row, as_rows, from_steps, partition
 from smolsynth.stats import _shingles, _words, normalize_text
@@ -68,11 +68,7 @@ def _text_rows(data: Any, column: str, fn: str) -> Tuple[List[Row], List[str]]:
         rows = [{column: x} for x in items]
     else:
         rows = as_rows(data, argument="data")
-    for i, row in enumerate(rows):
-        if not isinstance(row.get(column), str):
-            raise ValueError(f"{fn}() compares the rows' {column!r} texts, but row {i} has {row.get(column)!r} "
-                             f"there: pass column=<a text column> (row {i} has {sorted(row)}).")
-    return rows, [row[column] for row in rows]
+    return rows, check_text_column(rows, column, fn=fn)
 
 
 class _Walk:

@@ -32,7 +32,7 @@ import re
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from smolsynth.arguments import check_number, check_text
+from smolsynth.arguments import check_number, check_text, check_text_column
 from smolsynth.formats import GENERATION, INSTRUCTION
 from smolsynth.report import Report
 from smolsynth.rows import Result, Row, as_rows, from_steps, partition
@@ -295,9 +295,7 @@ def deita_select(data: Any, budget: int, *, threshold: float = 0.9, encoder: Opt
         if isinstance(score, bool) or not isinstance(score, numbers.Real) or score != score:
             raise ValueError(f"deita_select() ranks rows by {score_column!r}, but row {i} has {score!r} there: score "
                              f"the rows first (deita_scores(rows)), or pass score_column=<a numeric column>.")
-        if not isinstance(row.get(column), str):
-            raise ValueError(f"deita_select() compares the rows' {column!r} texts, but row {i} has "
-                             f"{row.get(column)!r} there: pass column=<a text column> (columns: {sorted(row)}).")
+    check_text_column(rows, column, fn="deita_select")
     order = sorted(range(len(rows)), key=lambda i: -rows[i][score_column])
     vectors = None
     if rows:
