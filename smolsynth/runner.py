@@ -368,6 +368,10 @@ def run(
 
     config = {**task_config(task), "allow_truncated": bool(allow_truncated)}
     store = ResultCache(fingerprint(config), root=cache_dir, config=config if cache else None, enabled=cache)
+    # The sampling seed of a batch comes from its content only. The cache key also holds the weights' fingerprint
+    # (file times and inodes, so that retrained weights miss the cache); seeding from it made every fresh home, where
+    # the model files are written anew, sample other outputs for the same seed.
+    content = {k: v for k, v in config.items() if k != "weights"}
     batches = [rows[i:i + size] for i in range(0, len(rows), size)]
     kept: List[Row] = []
     dropped: List[Row] = []
@@ -386,7 +390,8 @@ def run(
                     cached_rows += len(batch)
                 else:
                     _load_once(task)
-                    with _seeded(key, getattr(task, "llm", None)):
+                    salt = fingerprint({"config": content, "index": index, "rows": [fingerprint(r) for r in batch]})
+                    with _seeded(salt, getattr(task, "llm", None)):
                         payload = _process_batch(task, batch, keep_metadata=keep_metadata,
                                                  allow_truncated=allow_truncated)
                     if payload.pop("failed", False):

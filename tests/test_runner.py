@@ -196,3 +196,24 @@ def test_a_two_step_distilabel_pipeline_runs_with_local_llm(tmp_path, tiny_path)
     assert "ROWS 2" in result.stdout and "'ratings'" in result.stdout, result.stdout
     assert "GENERATIONS [2, 2]" in result.stdout
     assert "ROOT_HANDLERS_RESTORED True" in result.stdout
+
+
+def test_sampled_outputs_do_not_depend_on_when_the_model_files_were_written(engine_home, tiny_path, tmp_path):
+    """The same seed samples the same outputs from a model folder written twice (a fresh home materializes the model
+    anew: other file times and inodes, so another weights fingerprint and cache key, but the same weights)."""
+    import shutil
+
+    from smolsynth.generation import generate
+    from smolsynth.models import weights_fingerprint
+
+    folder = tmp_path / "model"
+    outputs, fingerprints = [], []
+    for _ in range(2):
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(tiny_path, folder)
+        fingerprints.append(weights_fingerprint(str(folder)))
+        result = generate(["Name a fruit.", "Name a river."], model=str(folder), temperature=1.0, max_new_tokens=8,
+                          num_generations=2, seed=3, allow_truncated=True, progress=False)
+        outputs.append([r["generation"] for r in result.rows])
+    assert fingerprints[0] != fingerprints[1]  # the cache sees another model folder...
+    assert outputs[0] == outputs[1] and len(set(outputs[0])) > 1  # ...and the seed samples the same outputs
