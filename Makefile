@@ -60,7 +60,7 @@ real-notebooks: setup
 
 # notebook 00 in JupyterLab in headless Chromium (needs Debian's chromium; skips without it)
 browser-test: setup
-	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
+	SMOLSYNTH_FAST=1 SMOLSYNTH_MODEL=smolsynth/tiny HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_browser.py tests/test_browser_review.py $(PYTEST_ARGS)
 
 doctor: setup
 	$(BIN)/smolsynth doctor

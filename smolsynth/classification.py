@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from smolsynth.arguments import check_number, check_text
+from smolsynth.grammar import length_pattern
 from smolsynth.preferences import Generator
 from smolsynth.report import Report, count_reasons
 from smolsynth.rows import Result, Row, as_rows
@@ -183,13 +184,8 @@ backslashes a JSON string's length is its text's length."""
 
 
 def _bounded(low: int, high: int) -> Tuple[str, int]:
-    """A pattern for ``low`` to ``high`` characters of :data:`WRITTEN_CHARS`, and its actual minimum (``low`` raised
-    by at most 19 so that the maximum is exactly ``high``). xgrammar 0.2.8 ignores minLength/maxLength beside a
-    pattern, fails to compile a repetition like ``{10,200}``, and decodes an ambiguous one (``(?:c{0,20}){0,9}``) 4x
-    slower; ``c{low}(?:c{20}){0,k}c{0,19}`` has one reading for every length."""
-    c = WRITTEN_CHARS
-    low += (high - low - 19) % 20
-    return f"^{c}{{{low}}}(?:{c}{{20}}){{0,{(high - low - 19) // 20}}}{c}{{0,19}}$", low
+    """A pattern for ``low`` to ``high`` characters of :data:`WRITTEN_CHARS` (see :func:`smolsynth.grammar.length_pattern`)."""
+    return length_pattern(WRITTEN_CHARS, low, high)
 
 
 def text_schema(*, text_chars: int = TEXT_CHARS, reasoning_chars: int = REASONING_CHARS) -> Dict[str, Any]:

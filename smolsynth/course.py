@@ -59,6 +59,8 @@ COURSE_DATA: dict[str, str] = {
     "dpo-model": "notebook 04's DPO checkpoint (a plain transformers folder)",
     "classification": "notebook 05's labelled texts (texts.csv, appended batch by batch, with its progress files)",
     "classifier": "notebook 05's fine-tuned text classifier (a plain transformers folder)",
+    "topics": "notebook 06's tagged runs (RunDataset folders: questions/ with its review.json, tool_calls/ validated "
+              "against their schema)",
     "runs": "scratch folder for the exercises' own training runs",
     "uploads": "files uploaded with handoff.upload, and the .zip hand-offs unpacked from a source=",
 }

@@ -113,6 +113,13 @@ DROP_REASONS: Dict[str, str] = {
     "deita_too_similar": "Deita selection: cosine similarity above the threshold (0.9) with a row already selected",
     "deita_over_budget": "Deita selection: the budget was full before this row's turn (it scored lower)",
     "contaminated": "shares a word n-gram with an evaluation prompt (its 'contaminated_by' names the prompt)",
+    # topic trees and structured records (notebook 06: smolsynth.topics, smolsynth.records)
+    "repeats_sibling": "a proposed subtopic its parent already has",
+    "repeats_ancestor": "a proposed subtopic with the name of its parent or a topic above it",
+    "not_needed": "a proposed subtopic beyond per_node (the first per_node that pass are kept)",
+    "copies_guidance": "the sample writes its prompt's guidance into the output instead of following it",
+    "copies_example": "the sample copies one of its prompt's few-shot examples",
+    "schema_invalid": "the record does not validate against its JSON schema (its 'error' says where and why)",
     # training
     "too_long_for_max_length": "the prompt alone fills max_length tokens (TRL would drop or empty the row)",
 }

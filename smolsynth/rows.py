@@ -30,7 +30,7 @@ Verdict = Union[None, str, Tuple[Optional[str], Row]]
 """What a check returns for one row: None (keep it as it is), a reason (drop it), or ``(reason or None, row)`` to
 keep or drop an annotated copy of the row."""
 
-__all__ = ["Result", "Row", "Verdict", "as_rows", "from_steps", "partition", "to_dataset"]
+__all__ = ["Result", "Row", "Verdict", "as_rows", "chain", "from_steps", "partition", "to_dataset"]
 
 
 # ------------------------------------------------------------------------------------------------- conversions
@@ -219,3 +219,23 @@ def from_steps(step: str, steps: Sequence[Report], *, rows: List[Row], dropped_r
                     model=model)
     return Result(list(rows), list(dropped_rows), report, steps, dict(params or {}))
 
+
+def chain(step: str, results: Sequence[Result]) -> Result:
+    """Steps that ran one after the other, each on the rows the one before kept, as one result: the last step's
+    rows, every step's dropped rows (each kept its ``reason``), every step's report in ``.steps``.
+
+    >>> positive = partition([{"n": 1}, {"n": -1}, {"n": 2}], lambda r: None if r["n"] > 0 else "negative",
+    ...                      step="positive")
+    >>> even = partition(positive.rows, lambda r: "odd" if r["n"] % 2 else None, step="even")
+    >>> both = chain("positive and even", [positive, even])
+    >>> both.rows, both.report.rows_in, both.report.dropped
+    ([{'n': 2}], 3, {'negative': 1, 'odd': 1})
+    """
+    results = list(results)
+    if not results or not all(isinstance(r, Result) for r in results):
+        raise TypeError("chain() takes a non-empty list of Results, in the order the steps ran.")
+    return from_steps(step, [r.report for r in results], rows=results[-1].rows,
+                      dropped_rows=[row for r in results for row in r.dropped_rows],
+                      rows_in=results[0].report.rows_in, started=time.perf_counter() - sum(r.report.seconds
+                                                                                           for r in results),
+                      model=next((r.report.model for r in results if r.report.model), None))

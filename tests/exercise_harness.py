@@ -12,7 +12,10 @@ are made from). Then::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -57,3 +60,27 @@ def exercise_tests(notebook: str, cases: dict[str, dict[str, Any]], *, fixture: 
 
     return (test_every_exercise_has_test_cases, test_correct_answer_passes,
             test_incorrect_answer_is_explained_without_the_answer, test_not_attempted_answer)
+
+
+SOURCES = Path(__file__).resolve().parent.parent / "notebooks" / "src"
+
+
+def source_cells(notebook: str, tag: str) -> dict[str, str]:
+    """The cells of ``notebooks/src/<notebook>.py`` tagged ``tag`` ("starter" or "solution"), by exercise name: the
+    code a learner's cell runs, to run it as they would."""
+    text = (SOURCES / f"{notebook}.py").read_text(encoding="utf-8")
+    found = re.findall(r'^# %% exercise="(q\d+)" tags=\["' + tag + r'"\]\n(.*?)(?=^# %%|\Z)', text, re.M | re.S)
+    return {name: code.strip() for name, code in found}
+
+
+@contextlib.contextmanager
+def private_home(tmp_path_factory: pytest.TempPathFactory, tiny_path: Path, name: str) -> Iterator[Path]:
+    """A fresh SMOLSYNTH_HOME (so no cached result is shared with other tests) that reuses the built tiny model, with
+    SMOLSYNTH_MODEL set to it, for a module-scoped fixture; both are restored after."""
+    home = tmp_path_factory.mktemp(name) / "home"
+    home.mkdir()
+    (home / "models").symlink_to(tiny_path.parent, target_is_directory=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SMOLSYNTH_HOME", str(home))
+        mp.setenv("SMOLSYNTH_MODEL", "smolsynth/tiny")
+        yield home

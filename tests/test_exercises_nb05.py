@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from exercise_harness import exercise_tests
+from exercise_harness import exercise_tests, private_home
 
 from smolsynth.classification import SUPPORT_CATEGORIES, SUPPORT_LABELS, SUPPORT_TASK
 from smolsynth.exercises import ____, nb05
@@ -37,11 +37,7 @@ def made(tmp_path_factory, tiny_path) -> dict[str, Any]:
     """What a learner's cells would hold, made once on the tiny model in a private smolsynth home."""
     from smolsynth import classification as c
 
-    home = tmp_path_factory.mktemp("nb05") / "home"
-    home.mkdir()
-    (home / "models").symlink_to(tiny_path.parent, target_is_directory=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SMOLSYNTH_HOME", str(home))
+    with private_home(tmp_path_factory, tiny_path, "nb05") as home:
         common = dict(max_new_tokens=160, progress=False, allow_truncated=True)  # tiny: texts never end
         texts = c.generate_texts(MY_LABELS, 8, categories=MY_CATEGORIES, **common)
         course_texts = c.generate_texts(n=8, **common)

@@ -6,13 +6,11 @@ Deita-selected with the tiny encoder. Incorrect feedback never contains the answ
 from __future__ import annotations
 
 import dataclasses
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from exercise_harness import exercise_tests
+from exercise_harness import exercise_tests, private_home, source_cells
 
 from smolsynth.dedup import planted_duplicates
 from smolsynth.distillation import HELD_OUT_PROMPTS
@@ -21,7 +19,6 @@ from smolsynth.exercises.solution_code import SOLUTIONS
 from smolsynth.stats import normalize_text
 
 NOTEBOOK = "07_curation"
-SOURCE = Path(__file__).resolve().parent.parent / "notebooks" / "src" / f"{NOTEBOOK}.py"
 TINY_ENCODER = "smolsynth/tiny-encoder"
 
 MY_ROWS = [{"instruction": text, "generation": f"An answer about {text.lower()}"} for text in (
@@ -37,13 +34,6 @@ EXTRA_ROW = {"instruction": "Should I mist my fern every day?", "generation": "O
 CONTAMINATED_ROWS = MY_ROWS + [  # three requests that contain an evaluation prompt of notebooks 03 and 04
     {"instruction": f"Quick question from my garden club: {prompt.lower()}", "generation": "A short answer."}
     for prompt in HELD_OUT_PROMPTS[:3]]
-
-
-def _cells(tag: str) -> dict[str, str]:
-    """The notebook source's cells tagged ``tag`` ("starter" or "solution"), by exercise name."""
-    text = SOURCE.read_text(encoding="utf-8")
-    found = re.findall(r'^# %% exercise="(q\d+)" tags=\["' + tag + r'"\]\n(.*?)(?=^# %%|\Z)', text, re.M | re.S)
-    return {name: code.strip() for name, code in found}
 
 
 def _namespace() -> dict[str, Any]:
@@ -118,16 +108,11 @@ def made(tmp_path_factory, tiny_path) -> dict[str, Any]:
     from smolsynth.dedup import exact_duplicates, minhash_duplicates
     from smolsynth.selection import deita_select
 
-    home = tmp_path_factory.mktemp("nb07") / "home"
-    home.mkdir()
-    (home / "models").symlink_to(tiny_path.parent, target_is_directory=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SMOLSYNTH_HOME", str(home))
-        mp.setenv("SMOLSYNTH_MODEL", "smolsynth/tiny")
+    with private_home(tmp_path_factory, tiny_path, "nb07"):
         planted = planted_duplicates()
         made = {
-            "solution": _run_cells(_cells("solution")),
-            "starter": _run_cells(_cells("starter")),
+            "solution": _run_cells(source_cells(NOTEBOOK, "solution")),
+            "starter": _run_cells(source_cells(NOTEBOOK, "starter")),
             "minhash": {t: minhash_duplicates(planted, threshold=t) for t in (0.2, 0.3, 0.5, 0.6, 0.7, 0.9)},
             "minhash_part": minhash_duplicates(planted[:20], threshold=0.5),
             "exact": exact_duplicates(planted),
@@ -265,8 +250,8 @@ CASES: dict[str, dict[str, Any]] = {
 
 # ------------------------------------------------------------------------------------------------- beyond the harness
 def test_the_solutions_are_the_notebooks_cells() -> None:
-    cells = _cells("solution")
-    assert set(cells) == {e.name for e in nb07.EXERCISES} == set(_cells("starter"))
+    cells = source_cells(NOTEBOOK, "solution")
+    assert set(cells) == {e.name for e in nb07.EXERCISES} == set(source_cells(NOTEBOOK, "starter"))
     for name, code in cells.items():
         assert SOLUTIONS[NOTEBOOK][name].strip() == code
 

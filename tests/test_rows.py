@@ -175,3 +175,17 @@ def test_to_dataset_refuses_a_column_of_mixed_kinds_naming_it(rows, column, desc
     with pytest.raises(TypeError, match=f"Column '{column}' mixes kinds of values") as info:
         to_dataset(rows)
     assert described in str(info.value)
+
+
+def test_chain_keeps_the_last_rows_every_drop_and_every_report() -> None:
+    from smolsynth.rows import chain
+
+    first = partition([{"n": i} for i in range(6)], lambda r: "big" if r["n"] > 3 else None, step="small")
+    second = partition(first.rows, lambda r: "odd" if r["n"] % 2 else None, step="even")
+    both = chain("small and even", [first, second])
+    assert [r["n"] for r in both.rows] == [0, 2]
+    assert both.report.rows_in == 6 and both.report.rows_out == 2
+    assert both.report.dropped == {"big": 2, "odd": 2}
+    assert [s.step for s in both.steps] == ["small", "even"]
+    with pytest.raises(TypeError, match="non-empty list of Results"):
+        chain("nothing", [])
