@@ -1,7 +1,10 @@
-"""The ``smolsynth`` command: ``smolsynth doctor`` (what would run here, and why) and ``smolsynth demo``.
+"""The ``smolsynth`` command: ``smolsynth doctor`` (what would run here, and why), ``smolsynth demo`` and
+``smolsynth run RECIPE`` (a recipe of the course's steps, headless and resumable: :mod:`smolsynth.recipes`).
 
     $ smolsynth doctor
     $ smolsynth demo --out demo-output
+    $ smolsynth run course --out runs/course --set 1.rows=16
+    $ smolsynth publish runs/course your-name/course-data        # private, with a dataset card
 """
 
 from __future__ import annotations
@@ -83,10 +86,45 @@ def main(argv: list[str] | None = None) -> int:
     demo_p.add_argument("--rows", type=int, default=8, help="instructions to generate per round (default: %(default)s)")
     demo_p.add_argument("--steps", type=int, default=4, help="SFT and DPO training steps (default: %(default)s)")
     demo_p.add_argument("--seed", type=int, default=0)
+    run_p = sub.add_parser("run", help="run a recipe (a TOML file, or a shipped one: course, instructions, "
+                                       "classification) into a folder; run again to resume")
+    run_p.add_argument("recipe", help="a .toml file, or the name of a shipped recipe")
+    run_p.add_argument("--out", default=None, help="the run's folder (default: runs/<recipe name>)")
+    run_p.add_argument("--model", default=None, help="model id (default: the recipe's, else the course model)")
+    run_p.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
+                       help="change a setting: seed=1, 1.rows=16 (step 1's rows); repeatable")
+    pub_p = sub.add_parser("publish", help="push a run folder of `smolsynth run` to the Hub with a dataset card "
+                                           "(private unless --public; needs a login)")
+    pub_p.add_argument("folder", help="the run's folder")
+    pub_p.add_argument("repo_id", help="your-name/dataset-name")
+    pub_p.add_argument("--public", action="store_true", help="make the repository public")
+    pub_p.add_argument("--card-only", action="store_true", help="print the dataset card and send nothing")
     args = parser.parse_args(argv)
 
+    if args.command == "publish":
+        from smolsynth.cards import dataset_card, publish_run
+
+        try:
+            if args.card_only:
+                print(dataset_card(args.folder))
+            else:
+                print(publish_run(args.folder, args.repo_id, private=not args.public))
+        except (ValueError, FileNotFoundError, RuntimeError) as err:
+            print(f"smolsynth publish: {err}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "doctor":
         print(doctor())
+        return 0
+    if args.command == "run":
+        from smolsynth.recipes import load_recipe, run_recipe
+
+        try:
+            name = load_recipe(args.recipe, changes=args.changes).get("name") or "recipe"
+            run_recipe(args.recipe, args.out or os.path.join("runs", name), changes=args.changes, model=args.model)
+        except (ValueError, FileNotFoundError, TypeError) as err:
+            print(f"smolsynth run: {err}", file=sys.stderr)
+            return 2
         return 0
     from smolsynth.demo import run_demo
 

@@ -290,7 +290,8 @@ def export(name: str) -> Path:
 
 def publish(name: str, repo_id: str, *, private: bool = True) -> str:
     """Push the saved hand-off ``name`` (``"sft"`` or ``"dpo"``) to the Hub dataset repository ``repo_id``, with its
-    record (:data:`RECORD_FILE`) at the top; returns the repository's URL.
+    record (:data:`RECORD_FILE`) and a dataset card made from the record and funnel (:mod:`smolsynth.cards`,
+    as ``README.md``) at the top; returns the repository's URL.
 
     A later notebook, on any machine, loads it with ``sft_data(source=repo_id)`` (or ``preference_pairs``). Needs a
     Hub login with write access; raises RuntimeError before uploading anything when there is none.
@@ -300,17 +301,18 @@ def publish(name: str, repo_id: str, *, private: bool = True) -> str:
     if not _HUB_ID.fullmatch(repo_id):
         raise ValueError(f"repo_id={repo_id!r} is not a Hub repository id: pass 'your-name/dataset-name'.")
     folder = _saved_folder(name, "publish")
-    from huggingface_hub import HfApi, get_token
+    from smolsynth.cards import dataset_card, require_login
 
-    if get_token() is None:
-        raise RuntimeError("publish(): you are not logged in to the Hugging Face Hub, so nothing was uploaded. Log in "
-                           "with a token that can write (`from huggingface_hub import login; login()` in a notebook, "
-                           "or `hf auth login` in a terminal), then call publish() again.")
+    card = dataset_card(folder)
+    require_login("publish()")
     from datasets import load_from_disk
+    from huggingface_hub import HfApi
 
     load_from_disk(str(folder)).push_to_hub(repo_id, private=private)
     HfApi().upload_file(path_or_fileobj=str(folder / RECORD_FILE), path_in_repo=RECORD_FILE, repo_id=repo_id,
                         repo_type="dataset", commit_message=f"smolsynth hand-off record ({name})")
+    HfApi().upload_file(path_or_fileobj=card.encode("utf-8"), path_in_repo="README.md", repo_id=repo_id,
+                        repo_type="dataset", commit_message="smolsynth dataset card")
     return f"https://huggingface.co/datasets/{repo_id}"
 
 

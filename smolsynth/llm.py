@@ -117,7 +117,26 @@ _quiet_class_creation.__enter__()
 warnings.filterwarnings("ignore", message=r"The 'default' attribute with value None was provided to the `Field\(\)`")
 
 
-class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
+class MagpieFromChatTemplate(_magpie.MagpieChatTemplateMixin):
+    """distilabel's Magpie mixin, except that no template has to be given: ``None`` (or ``"auto"``) derives it from
+    the chat template (:func:`~smolsynth.templates.magpie_prompt`); presets ``"llama3"``, ``"qwen2"``, ``"chatml"``
+    become their text. :class:`LocalLLM` and :class:`smolsynth.servers.ServerLLM` use it."""
+
+    @field_validator("magpie_pre_query_template")
+    @classmethod
+    def magpie_pre_query_template_validator(cls, value: Optional[str]) -> Optional[str]:
+        """Presets ``"llama3"``, ``"qwen2"``, ``"chatml"`` become their text; ``None``/``"auto"``: derive it."""
+        if value in (None, "auto"):
+            return None
+        return MAGPIE_PRESETS.get(value, value)
+
+    @model_validator(mode="after")
+    def use_magpie_template_validation(self):
+        """Unlike distilabel's mixin, Magpie needs no explicit template here: it is derived from the chat template."""
+        return self
+
+
+class LocalLLM(_llm_base.LLM, MagpieFromChatTemplate):
     """A distilabel ``LLM`` backed by a local transformers model, batched for real.
 
     For vLLM's engine on a CUDA machine, use distilabel's own ``vLLM`` LLM (``distilabel.models.llms.vLLM``, with
@@ -184,19 +203,6 @@ class LocalLLM(_llm_base.LLM, _magpie.MagpieChatTemplateMixin):
     @classmethod
     def _check_structured_output(cls, value: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
         return normalize_structured_output(value)
-
-    @field_validator("magpie_pre_query_template")
-    @classmethod
-    def magpie_pre_query_template_validator(cls, value: Optional[str]) -> Optional[str]:
-        """Presets ``"llama3"``, ``"qwen2"``, ``"chatml"`` become their text; ``None``/``"auto"``: derive it."""
-        if value in (None, "auto"):
-            return None
-        return MAGPIE_PRESETS.get(value, value)
-
-    @model_validator(mode="after")
-    def use_magpie_template_validation(self) -> "LocalLLM":
-        """Unlike distilabel's mixin, Magpie needs no explicit template here: it is derived from the chat template."""
-        return self
 
     # ------------------------------------------------------------------------------------------------- loading
     @property

@@ -141,8 +141,8 @@ def validate_records(data: Any, schema: Dict[str, Any], *, column: str = RECORD)
 
 
 def generate_records(data: Any, schema: Dict[str, Any], *, column: str = "instruction", model: Optional[str] = None,
-                     max_new_tokens: int = 160, temperature: float = 0.7, num_generations: int = 1, seed: int = 0,
-                     **kwargs: Any) -> Result:
+                     llm: Any = None, max_new_tokens: int = 160, temperature: float = 0.7, num_generations: int = 1,
+                     seed: int = 0, **kwargs: Any) -> Result:
     """Write one record per prompt (``num_generations`` per prompt), constrained to ``schema``, then validate each
     with :func:`validate_records`.
 
@@ -151,6 +151,8 @@ def generate_records(data: Any, schema: Dict[str, Any], *, column: str = "instru
             (``topic_path``, ``guidance``, ...) are kept.
         schema: the JSON Schema of a record (an object); checked before any model is loaded.
         model, max_new_tokens, temperature, seed, **kwargs: as :func:`smolsynth.generation.generate`.
+        llm: an LLM to use instead of ``model`` (a :class:`~smolsynth.servers.ServerLLM`, say), with its own
+            generation settings; it is given ``schema`` as its structured output.
 
     Returns:
         A :class:`~smolsynth.rows.Result` whose rows have ``record`` (a dict that validates) and ``model_name``;
@@ -162,9 +164,14 @@ def generate_records(data: Any, schema: Dict[str, Any], *, column: str = "instru
     check_schema(schema)
     check_number("max_new_tokens", max_new_tokens, minimum=16, integer=True)
     rows = as_rows(data)
-    generated = generate(rows, column=column, model=model, max_new_tokens=max_new_tokens, temperature=temperature,
-                         num_generations=num_generations, seed=seed,
-                         structured_output={"format": "json", "schema": schema}, **kwargs)
+    spec = {"format": "json", "schema": schema}
+    if llm is not None:  # used as it is, given the schema (a copy: the caller's LLM is left unchanged)
+        llm = llm.model_copy(update={"structured_output": spec})
+        generated = generate(rows, column=column, llm=llm, num_generations=num_generations, **kwargs)
+    else:
+        generated = generate(rows, column=column, model=model, max_new_tokens=max_new_tokens,
+                             temperature=temperature, num_generations=num_generations, seed=seed,
+                             structured_output=spec, **kwargs)
     moved = [{**{k: v for k, v in r.items() if k != "generation"}, RECORD: r["generation"]} for r in generated.rows]
     validated = validate_records(moved, schema)
     result = chain("generate_records", [generated, validated])

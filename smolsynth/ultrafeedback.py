@@ -92,7 +92,8 @@ def judge_tokens(n_candidates: int, aspect: str = "overall-rating", max_rational
 
 def _judge_one_aspect(rows: list[dict[str, Any]], aspect: str, *, model_id: str, max_new_tokens: int | None,
                       temperature: float, max_rationale_chars: int, seed: int, progress: bool, cache: bool,
-                      cache_dir: str | None) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]], list[Report]]:
+                      cache_dir: str | None, llm: Any = None
+                      ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]], list[Report]]:
     """Judge every row on one aspect, grouped by candidate count (one grammar per count). Returns the outputs, the
     rows set aside (the judge's output and the ``reason``) by row index, and the runs' reports."""
     from smolsynth.llm import LocalLLM
@@ -111,11 +112,16 @@ def _judge_one_aspect(rows: list[dict[str, Any]], aspect: str, *, model_id: str,
             aside.update({r["_row"]: {"reason": "no_candidates"} for r in group})
             continue
         grammar = ultrafeedback_regex(n, aspect=aspect, max_rationale_chars=max_rationale_chars)
-        llm = LocalLLM(model_id, seed=seed, structured_output={"format": "regex", "schema": grammar},
-            generation_kwargs={"max_new_tokens": max_new_tokens or judge_tokens(n, aspect, max_rationale_chars),
-                               "temperature": temperature})
+        spec = {"format": "regex", "schema": grammar}
+        kwargs = {"max_new_tokens": max_new_tokens or judge_tokens(n, aspect, max_rationale_chars),
+                  "temperature": temperature}
+        if llm is None:
+            judge_llm = LocalLLM(model_id, seed=seed, structured_output=spec, generation_kwargs=kwargs)
+        else:  # the caller's LLM (a server, say), given this count's grammar and budget; theirs stays unchanged
+            judge_llm = llm.model_copy(update={"structured_output": spec,
+                                               "generation_kwargs": {**llm.generation_kwargs, **kwargs}})
         with quiet_distilabel():
-            task = import_distilabel("distilabel.steps.tasks").UltraFeedback(aspect=aspect, llm=llm)
+            task = import_distilabel("distilabel.steps.tasks").UltraFeedback(aspect=aspect, llm=judge_llm)
         desc = f"judge: {aspect}" + (f" ({n} candidates)" if len(groups) > 1 else "")
         result = run(task, group, desc=desc, progress=progress, cache=cache, cache_dir=cache_dir)
         steps.append(result.report)
@@ -132,7 +138,8 @@ def _judge_one_aspect(rows: list[dict[str, Any]], aspect: str, *, model_id: str,
 
 def judge(data: Any, aspect: str = "overall-rating", *, model: str | None = None,
           temperature: float = JUDGE_TEMPERATURE, max_new_tokens: int | None = None, max_rationale_chars: int = 200,
-          seed: int = 0, progress: bool = True, cache: bool = True, cache_dir: str | None = None) -> Result:
+          seed: int = 0, progress: bool = True, cache: bool = True, cache_dir: str | None = None,
+          llm: Any = None) -> Result:
     """Rate every candidate with distilabel's ``UltraFeedback`` task, decoding constrained so that it always parses.
 
     Args:
@@ -144,6 +151,9 @@ def judge(data: Any, aspect: str = "overall-rating", *, model: str | None = None
         temperature: sampling temperature of the judge (0 = greedy).
         max_new_tokens: budget per judgment (default :func:`judge_tokens` for the row's candidate count).
         max_rationale_chars: the longest rationale the grammar allows.
+        llm: a judge LLM to use instead of ``model`` (e.g. a :class:`~smolsynth.servers.ServerLLM`); it gets the
+            grammar as its structured output. A server that cannot constrain to it judges freely, and the row check
+            drops (and counts) every judgment that does not parse.
 
     Returns:
         A :class:`~smolsynth.rows.Result`; each row gains ``ratings`` (one int 1-5 per candidate; with ``"all"``, per
@@ -167,13 +177,13 @@ def judge(data: Any, aspect: str = "overall-rating", *, model: str | None = None
     check_number("max_new_tokens", max_new_tokens, minimum=1, integer=True, allow_none=True)
     check_number("max_rationale_chars", max_rationale_chars, minimum=1, integer=True)
     rows = candidate_rows(data, "judge", "pool_responses() or evolve_quality()")
-    model_id = resolve_model(model)
+    model_id = llm.model_name if llm is not None else resolve_model(model)
     judged_columns = {"ratings", "rationales", "types", "type_rationales", "rationales-for-ratings", "judge_model",
                       *(f"{c}_{a}" for c in ("ratings", "rationales", "types") for a in ASPECTS)}
     base = [{k: v for k, v in row.items() if k not in judged_columns} for row in rows]
     settings = dict(model_id=model_id, max_new_tokens=max_new_tokens, temperature=temperature,
                     max_rationale_chars=max_rationale_chars, seed=seed, progress=progress, cache=cache,
-                    cache_dir=cache_dir)
+                    cache_dir=cache_dir, llm=llm)
     steps: list[Report] = []
     kept, dropped = [], []
     if aspect != "all":

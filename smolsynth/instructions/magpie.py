@@ -163,6 +163,8 @@ def magpie(num_rows: int, *, model: Optional[str] = None, llm: Any = None, n_tur
     prompts = _system_prompts(system_prompt, num_rows, random.Random(seed))
     llm = llm_for(model, llm, seed=seed, max_new_tokens=max_new_tokens, temperature=instruction_temperature,
                   top_p=top_p)
+    if getattr(llm, "magpie_problem", None):  # e.g. a server's chat endpoint (smolsynth.servers)
+        raise ValueError(f"magpie(llm=...): {llm.magpie_problem}")
     tokenizer = getattr(llm, "tokenizer", None)
     if tokenizer is not None:  # fail now, with the fix, rather than as a dropped batch
         magpie_prompt(tokenizer, [], pre_query_template=getattr(llm, "magpie_pre_query_template", None),

@@ -1,0 +1,356 @@
+"""Headless recipes: the course's steps from a TOML file, without Jupyter (``smolsynth run RECIPE``).
+
+A recipe names a model (optional: the course model by default), a seed and its steps, in order. Each step is one of
+:data:`STEPS` and reads the rows of the step before it::
+
+    name = "course"
+    seed = 0
+
+    [[step]]
+    kind = "magpie"          # instructions from the model's pre-query template
+    rows = 8
+
+    [[step]]
+    kind = "preferences"     # pooled answers -> UltraFeedback judge -> chosen/rejected pairs
+    max_rationale_chars = 80
+
+    [[step]]
+    kind = "sft"             # on the chosen answers
+    max_steps = 4
+
+    [[step]]
+    kind = "dpo"             # from the SFT checkpoint, on the pairs
+    max_steps = 4
+
+Every other key of a step is passed to its function (:data:`STEPS` says which), so a step takes the same settings as
+in a notebook. Everything lands in one folder::
+
+    out/
+      recipe.toml        the recipe as it ran (with the --set changes)
+      run.json           the run record: versions, model, each step's status, report and output
+      1-magpie.jsonl     each generating step's kept rows, and its dropped rows in 1-magpie.dropped.jsonl
+      3-sft/             each training step's checkpoint
+      summary.md         the table of every step
+
+**Resumable.** A finished step is written once and read back on a restart, never run again. A step killed midway
+(kill -9 included) starts again, and its finished batches come back from the content-keyed result cache (the
+smolsynth home's ``cache/``): only the unfinished batches are computed. Sampling is seeded from the batches' content,
+so the resumed run writes the same rows as an uninterrupted one. A training step killed midway trains again from its
+start. Running a changed recipe into a folder refuses, naming the fix.
+
+    >>> [step["kind"] for step in load_recipe("course")["step"]]
+    ['magpie', 'preferences', 'sft', 'dpo']
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+from smolsynth.arguments import check_path
+from smolsynth.report import Report
+from smolsynth.rows import Row
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["RECIPES", "STEPS", "load_recipe", "run_recipe"]
+
+RECIPES = Path(__file__).parent / "data" / "recipes"
+"""The shipped recipes: ``smolsynth run course`` finds ``course.toml`` here."""
+
+RUN_FILE = "run.json"
+FORMAT = "smolsynth-run/1"
+
+
+# ------------------------------------------------------------------------------------------------------ the steps
+def _magpie(rows: Optional[List[Row]], ctx: "_Context", rows_: int = 8, **params: Any):
+    from smolsynth.instructions import magpie
+
+    params.setdefault("only_instruction", True)
+    return magpie(rows_, model=ctx.model, seed=ctx.seed, progress=ctx.progress, **params)
+
+
+def _answers(rows: Optional[List[Row]], ctx: "_Context", **params: Any):
+    from smolsynth.generation import generate
+
+    return generate(rows, model=ctx.model, seed=ctx.seed, progress=ctx.progress, **params)
+
+
+def _preferences(rows: Optional[List[Row]], ctx: "_Context", **params: Any):
+    from smolsynth.preferences import preference_dataset
+
+    return preference_dataset([{"instruction": r["instruction"]} for r in rows], model=ctx.model, seed=ctx.seed,
+                              progress=ctx.progress, **params)
+
+
+def _texts(rows: Optional[List[Row]], ctx: "_Context", rows_: int = 16, **params: Any):
+    from smolsynth.classification import generate_texts
+
+    path = ctx.out / f"{ctx.number}-texts.csv"  # appended batch by batch: resumable on its own
+    return generate_texts(n=rows_, model=ctx.model, seed=ctx.seed, progress=ctx.progress, path=path, **params)
+
+
+def _sft_rows(rows: List[Row]):
+    from smolsynth.formats import to_sft
+
+    if rows and "messages" in rows[0]:
+        return rows
+    if rows and "chosen" in rows[0]:  # preference pairs: the chosen answers are the SFT data
+        return [{"messages": list(r["prompt"]) + list(r["chosen"])} for r in rows]
+    return to_sft(rows).rows
+
+
+def _sft(rows: Optional[List[Row]], ctx: "_Context", **params: Any):
+    from smolsynth.training import sft
+
+    params.setdefault("gradient_accumulation_steps", 1)
+    return sft(_sft_rows(rows), model=ctx.model, output_dir=str(ctx.out / f"{ctx.number}-sft"), seed=ctx.seed,
+               **params)
+
+
+def _dpo(rows: Optional[List[Row]], ctx: "_Context", **params: Any):
+    from smolsynth.training import dpo
+
+    pairs = ctx.latest(lambda r: "chosen" in r and "rejected" in r, "preference pairs (a 'preferences' step)")
+    params.setdefault("gradient_accumulation_steps", 1)
+    return dpo(pairs, model=ctx.checkpoint or ctx.model, output_dir=str(ctx.out / f"{ctx.number}-dpo"),
+               seed=ctx.seed, **params)
+
+
+STEPS: Dict[str, tuple] = {
+    "magpie": (_magpie, "smolsynth.instructions.magpie", "instructions (rows = how many)"),
+    "answers": (_answers, "smolsynth.generation.generate", "an answer per instruction"),
+    "preferences": (_preferences, "smolsynth.preferences.preference_dataset", "chosen/rejected pairs"),
+    "texts": (_texts, "smolsynth.classification.generate_texts", "labelled texts (rows = how many)"),
+    "sft": (_sft, "smolsynth.training.sft", "an SFT checkpoint, on the latest conversations or chosen answers"),
+    "dpo": (_dpo, "smolsynth.training.dpo", "a DPO checkpoint from the SFT step's, on the latest pairs"),
+}
+"""kind -> (runner, the function whose settings the step takes, what it makes)."""
+_TRAINING = ("sft", "dpo")
+_FIRST = ("magpie", "texts")  # the kinds that need no rows before them
+
+
+class _Context:
+    def __init__(self, out: Path, model: str, seed: int, progress: bool) -> None:
+        self.out, self.model, self.seed, self.progress = out, model, seed, progress
+        self.number = 0
+        self.outputs: List[List[Row]] = []
+        self.checkpoint: Optional[str] = None
+
+    def latest(self, wanted: Callable[[Row], bool], what: str) -> List[Row]:
+        for rows in reversed(self.outputs):
+            if rows and wanted(rows[0]):
+                return rows
+        raise ValueError(f"step {self.number} needs {what} before it, and no earlier step made them.")
+
+
+# ----------------------------------------------------------------------------------------------------- the recipe
+def load_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]], *,
+                changes: Sequence[str] = ()) -> Dict[str, Any]:
+    """A recipe as a dict, checked: from a TOML file, the name of a shipped recipe (:data:`RECIPES`), or a dict.
+    ``changes`` are ``KEY=VALUE`` settings applied first (``seed=1``, ``1.rows=4``: the first step's ``rows``;
+    the value is read as TOML, so ``1.system_prompt="Be brief."`` needs the quotes).
+
+    Raises ValueError naming the step, the key and the fix for an unknown kind, an unknown setting or a step that
+    lacks the rows it reads, before anything runs.
+    """
+    if isinstance(recipe, Mapping):
+        data = copy.deepcopy(dict(recipe))
+    else:
+        path = Path(recipe)
+        if not path.exists() and (RECIPES / f"{recipe}.toml").exists():
+            path = RECIPES / f"{recipe}.toml"
+        if not path.exists():
+            shipped = sorted(p.stem for p in RECIPES.glob("*.toml"))
+            raise FileNotFoundError(f"recipe={str(recipe)!r}: no such file, and no shipped recipe of that name "
+                                    f"(shipped: {', '.join(shipped)}).")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"recipe {path}: not valid TOML ({err}).") from None
+        data.setdefault("name", path.stem)
+    for change in changes:
+        _apply(data, change)
+    steps = data.get("step")
+    if not isinstance(steps, list) or not steps:
+        raise ValueError("a recipe needs steps: add [[step]] tables, each with a kind, e.g. [[step]] kind = "
+                         f"\"magpie\" (kinds: {', '.join(STEPS)}).")
+    unknown = sorted(set(data) - {"name", "model", "seed", "step", "description"})
+    if unknown:
+        raise ValueError(f"recipe: unknown top-level key(s) {unknown}; a recipe has name, description, model, seed "
+                         "and [[step]] tables.")
+    for number, step in enumerate(steps, start=1):
+        kind = step.get("kind")
+        if kind not in STEPS:
+            raise ValueError(f"step {number}: kind={kind!r} is not one of {', '.join(STEPS)}.")
+        if number == 1 and kind not in _FIRST:
+            raise ValueError(f"step 1: a {kind!r} step reads the rows of a step before it; start with one of "
+                             f"{', '.join(_FIRST)}.")
+        if kind == "dpo" and not any(s.get("kind") == "preferences" for s in steps[:number - 1]):
+            raise ValueError(f"step {number}: dpo trains on pairs; put a 'preferences' step before it.")
+        allowed = _settings(kind)
+        extra = sorted(k for k in step if k != "kind" and k not in allowed)
+        if extra:
+            raise ValueError(f"step {number} ({kind}): unknown setting(s) {extra}; it takes "
+                             f"{', '.join(sorted(allowed))} (see {STEPS[kind][1]}).")
+    return data
+
+
+def _settings(kind: str) -> set:
+    """The keys a step of ``kind`` accepts: its function's keyword arguments, minus what the recipe sets."""
+    import importlib
+
+    runner, target, _ = STEPS[kind]
+    module, name = target.rsplit(".", 1)
+    fn = getattr(importlib.import_module(module), name)
+    names = {p.name for p in inspect.signature(fn).parameters.values()
+             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    own = {p.name for p in inspect.signature(runner).parameters.values() if p.kind is p.KEYWORD_ONLY
+           or p.name.endswith("_")}
+    names |= {n.rstrip("_") for n in own}
+    if kind == "answers":  # generate() passes LocalLLM, run and generation settings through **kwargs
+        from smolsynth.generation import _LLM_FIELDS, _RUN_FIELDS
+        names |= set(_LLM_FIELDS) | set(_RUN_FIELDS) | {"top_p", "top_k", "repetition_penalty", "stop"}
+    return names - {"model", "seed", "progress", "output_dir", "path", "llm", "dataset", "data", "instructions",
+                    "num_rows", "n", "self"}
+
+
+def _apply(data: Dict[str, Any], change: str) -> None:
+    key, sep, raw = change.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set {change!r}: write KEY=VALUE, e.g. seed=1 or 1.rows=4 (step 1's rows).")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word: a string
+    parts = key.strip().split(".")
+    if len(parts) == 2 and parts[0].isdigit():
+        steps = data.get("step") or []
+        index = int(parts[0]) - 1
+        if not 0 <= index < len(steps):
+            raise ValueError(f"--set {change!r}: the recipe has steps 1 to {len(steps)}.")
+        steps[index][parts[1]] = value
+    elif len(parts) == 1:
+        data[parts[0]] = value
+    else:
+        raise ValueError(f"--set {change!r}: KEY is a top-level key (seed) or <step number>.<setting> (1.rows).")
+
+
+# ------------------------------------------------------------------------------------------------------ running
+def run_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]], out: Union[str, os.PathLike], *,
+               changes: Sequence[str] = (), model: Optional[str] = None, progress: bool = True) -> Dict[str, Any]:
+    """Run ``recipe`` into the folder ``out`` (resuming what an earlier run there finished); returns the run record
+    (also in ``out/run.json``) and prints the summary table.
+
+    >>> run_recipe("course", "runs/course", changes=["1.rows=4"])  # doctest: +SKIP
+    """
+    import smolsynth
+    from smolsynth.cache import fingerprint
+    from smolsynth.models import resolve_model
+
+    check_path("out", out)
+    data = load_recipe(recipe, changes=changes)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_id = resolve_model(model or data.get("model") or None, offline_fallback=True)
+    seed = int(data.get("seed", 0))
+    key = fingerprint({"recipe": data, "model": model_id})
+    record_path = out / RUN_FILE
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.exists() else None
+    if record is not None and record.get("key") != key:
+        raise ValueError(f"out={str(out)!r} holds a run of another recipe or model ({record.get('name')!r} on "
+                         f"{record.get('model')!r}): pass another folder, or delete this one to start over.")
+    if record is None:
+        record = {"format": FORMAT, "key": key, "name": data.get("name"), "model": model_id, "seed": seed,
+                  "smolsynth": smolsynth.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "steps": []}
+        _write_text(out / "recipe.toml", _to_toml(data))
+    ctx = _Context(out, model_id, seed, progress)
+    reports: List[Report] = []
+    print(f"smolsynth run {data.get('name')}: {len(data['step'])} steps on {model_id} -> {out}/")
+    for number, step in enumerate(data["step"], start=1):
+        ctx.number = number
+        kind = step["kind"]
+        params = {("rows_" if k == "rows" else k): v for k, v in step.items() if k != "kind"}
+        done = next((s for s in record["steps"] if s["number"] == number and s["status"] == "done"), None)
+        if done is not None:
+            print(f"step {number} ({kind}): done before, read back from {done['output']}")
+            reports.append(Report(**{k: v for k, v in done["report"].items() if k != "tokens_per_second"}))
+            if kind in _TRAINING:
+                ctx.checkpoint = done["output"] if kind == "sft" else ctx.checkpoint
+            else:
+                ctx.outputs.append(_read_jsonl(out / done["output"]))
+            continue
+        started = time.perf_counter()
+        rows = ctx.outputs[-1] if ctx.outputs else None
+        result = STEPS[kind][0](rows, ctx, **params)
+        reports.append(result.report)
+        entry = {"number": number, "kind": kind, "status": "done", "report": _report_dict(result.report),
+                 "seconds": round(time.perf_counter() - started, 1)}
+        if kind in _TRAINING:
+            entry["output"] = result.output_dir
+            entry["metrics"] = result.metrics
+            if kind == "sft":
+                ctx.checkpoint = result.output_dir
+        else:
+            name = f"{number}-{kind}.jsonl"
+            _write_jsonl(out / name, result.rows)
+            _write_jsonl(out / f"{number}-{kind}.dropped.jsonl", result.dropped_rows)
+            entry["output"] = name
+            ctx.outputs.append(_read_jsonl(out / name))  # what a resumed run reads: the same for both
+        record["steps"] = [s for s in record["steps"] if s["number"] != number] + [entry]
+        _write_text(record_path, json.dumps(record, indent=1, default=str))
+    record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    _write_text(record_path, json.dumps(record, indent=1, default=str))
+    table = str(Report.combine(reports))
+    _write_text(out / "summary.md", f"# {data.get('name')}\n\nModel: `{model_id}`, seed {seed}.\n\n```\n{table}\n```\n")
+    print(table)
+    return record
+
+
+def _report_dict(report: Report) -> Dict[str, Any]:
+    return json.loads(json.dumps(report.as_dict(), default=str))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically: a kill -9 leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_jsonl(path: Path, rows: List[Row]) -> None:
+    _write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+
+
+def _read_jsonl(path: Path) -> List[Row]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _to_toml(data: Mapping[str, Any]) -> str:
+    """The recipe as TOML again (top-level scalars, then the [[step]] tables): what ran, for the record."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, Mapping):
+            return "{" + ", ".join(f"{json.dumps(str(k))} = {value(x)}" for k, x in v.items()) + "}"
+        raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if k != "step"]
+    for step in data["step"]:
+        lines += ["", "[[step]]"] + [f"{k} = {value(v)}" for k, v in step.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""Headless recipes (smolsynth.recipes, ``smolsynth run``): bad recipes are refused before anything runs; a run killed
+with kill -9 and started again resumes (finished steps read back, finished batches not redone) and writes what an
+uninterrupted run writes; the shipped recipes load. The real-model run of a shipped recipe is
+tests/test_real_recipes.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from smolsynth.recipes import RECIPES, load_recipe, run_recipe
+
+TEXTS = {"name": "texts", "seed": 0,
+         "step": [{"kind": "texts", "rows": 12, "batch_size": 2, "max_new_tokens": 160, "allow_truncated": True}]}
+COURSE = ["1.rows=4", "3.max_steps=1", "4.max_steps=1"]
+
+
+def test_shipped_recipes_load_and_the_module_examples_run() -> None:
+    import doctest
+
+    import smolsynth.recipes
+
+    names = sorted(p.stem for p in RECIPES.glob("*.toml"))
+    assert names == ["classification", "course", "instructions"]
+    for name in names:
+        assert load_recipe(name)["step"]
+    assert doctest.testmod(smolsynth.recipes).failed == 0
+
+
+@pytest.mark.parametrize(("recipe", "changes", "message"), [
+    ({"step": []}, [], "a recipe needs steps"),
+    ({"step": [{"kind": "magic"}]}, [], "kind='magic' is not one of"),
+    ({"step": [{"kind": "answers"}]}, [], "step 1: a 'answers' step reads the rows"),
+    ({"step": [{"kind": "magpie"}, {"kind": "dpo"}]}, [], "put a 'preferences' step before it"),
+    ({"step": [{"kind": "magpie", "rows": 4, "temprature": 1.0}]}, [], "unknown setting(s) ['temprature']"),
+    ({"step": [{"kind": "magpie"}], "modle": "x"}, [], "unknown top-level key(s) ['modle']"),
+    ("course", ["9.rows=4"], "the recipe has steps 1 to 4"),
+    ("course", ["rows"], "write KEY=VALUE"),
+    ("no-such-recipe", [], "no shipped recipe of that name"),
+])
+def test_bad_recipes_are_refused_with_the_fix(recipe, changes, message) -> None:
+    with pytest.raises((ValueError, FileNotFoundError)) as err:
+        load_recipe(recipe, changes=changes)
+    assert message in str(err.value)
+
+
+def test_set_changes_read_values_as_toml() -> None:
+    recipe = load_recipe("course", changes=["seed=3", "1.rows=5", '2.aspect="helpfulness"'])
+    assert recipe["seed"] == 3 and recipe["step"][0]["rows"] == 5 and recipe["step"][1]["aspect"] == "helpfulness"
+
+
+def _cli(out: Path, home: Path, *recipe_args: str) -> subprocess.Popen:
+    env = {**os.environ, "SMOLSYNTH_HOME": str(home), "SMOLSYNTH_MODEL": "smolsynth/tiny", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "smolsynth.cli", "run", *recipe_args, "--out", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _home(tmp_path: Path, name: str, tiny_path: Path) -> Path:
+    home = tmp_path / name
+    home.mkdir()
+    (home / "models").symlink_to(tiny_path.parent, target_is_directory=True)
+    return home
+
+
+def _outputs(out: Path) -> dict:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(out.iterdir())
+            if p.suffix in (".jsonl", ".csv")}
+
+
+def test_kill_9_in_the_middle_of_a_step_resumes_without_redoing_finished_batches(tmp_path, tiny_path) -> None:
+    recipe = tmp_path / "texts.toml"
+    recipe.write_text('name = "texts"\nseed = 0\n\n[[step]]\nkind = "texts"\nrows = 12\nbatch_size = 2\n'
+                      'max_new_tokens = 160\nallow_truncated = true\n')
+    whole = _cli(tmp_path / "whole", _home(tmp_path, "home-a", tiny_path), str(recipe))
+    assert whole.wait(timeout=600) == 0, whole.stdout.read()
+
+    out, home = tmp_path / "killed", _home(tmp_path, "home-b", tiny_path)
+    first = _cli(out, home, str(recipe))
+    progress = out / "1-texts.csv.progress"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # kill once two of the six batches are journalled
+        if progress.exists() and len(progress.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+    assert not (out / "1-texts.jsonl").exists()  # the step had not finished
+    second = _cli(out, home, str(recipe))
+    assert second.wait(timeout=600) == 0, second.stdout.read()
+    record = json.loads((out / "run.json").read_text())
+    assert record["steps"][0]["report"]["cached_rows"] >= 4  # at least the two journalled batches came back
+    assert _outputs(out) == _outputs(tmp_path / "whole")  # and the files equal the uninterrupted run's
+
+
+def test_kill_9_between_steps_resumes_from_the_finished_ones(tmp_path, tiny_path) -> None:
+    args = ["course", *[a for change in COURSE for a in ("--set", change)]]
+    whole = _cli(tmp_path / "whole", _home(tmp_path, "home-a", tiny_path), *args)
+    assert whole.wait(timeout=900) == 0, whole.stdout.read()
+
+    out, home = tmp_path / "killed", _home(tmp_path, "home-b", tiny_path)
+    first = _cli(out, home, *args)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (out / "1-magpie.jsonl").exists():
+        time.sleep(0.02)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    second = _cli(out, home, *args)
+    log = second.stdout.read()
+    assert second.wait(timeout=900) == 0, log
+    assert "step 1 (magpie): done before" in log
+    assert _outputs(out) == _outputs(tmp_path / "whole")
+    record = json.loads((out / "run.json").read_text())
+    assert [s["kind"] for s in record["steps"]] == ["magpie", "preferences", "sft", "dpo"]
+    assert (out / "4-dpo" / "config.json").exists() and "finished" in record
+
+
+def test_a_changed_recipe_is_refused_in_a_folder_of_another_run(tmp_path, engine_home) -> None:
+    run_recipe(TEXTS, tmp_path / "run", changes=["1.rows=2"], progress=False)
+    with pytest.raises(ValueError, match="holds a run of another recipe"):
+        run_recipe(TEXTS, tmp_path / "run", changes=["1.rows=4"], progress=False)
+    assert (tmp_path / "run" / "recipe.toml").read_text().count("[[step]]") == 1
+    assert load_recipe(tmp_path / "run" / "recipe.toml")["step"][0]["rows"] == 2  # what ran, readable again
+
+
+def test_the_command_line_names_the_problem(tmp_path) -> None:
+    done = subprocess.run([sys.executable, "-m", "smolsynth.cli", "run", "course", "--set", "2.temprature=1",
+                           "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown setting(s) ['temprature']" in done.stderr
+    assert not (tmp_path / "x").exists()  # refused before anything ran
