@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--model", default=None, help="model id (default: the recipe's, else the course model)")
     run_p.add_argument("--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
                        help="change a setting: seed=1, 1.rows=16 (step 1's rows); repeatable")
+    run_p.add_argument("--estimate", action="store_true", help="only estimate the run's minutes, tokens and memory "
+                                                               "from a pilot of 10 rows, then stop")
+    run_p.add_argument("--no-estimate", action="store_true", help="start a big run without the pilot estimate")
     pub_p = sub.add_parser("publish", help="push a run folder of `smolsynth run` to the Hub with a dataset card "
                                            "(private unless --public; needs a login)")
     pub_p.add_argument("folder", help="the run's folder")
@@ -117,11 +120,17 @@ def main(argv: list[str] | None = None) -> int:
         print(doctor())
         return 0
     if args.command == "run":
-        from smolsynth.recipes import load_recipe, run_recipe
+        from smolsynth.recipes import PILOT_ROWS, estimate_recipe, load_recipe, run_recipe
 
         try:
-            name = load_recipe(args.recipe, changes=args.changes).get("name") or "recipe"
-            run_recipe(args.recipe, args.out or os.path.join("runs", name), changes=args.changes, model=args.model)
+            recipe = load_recipe(args.recipe, changes=args.changes)
+            out = args.out or os.path.join("runs", recipe.get("name") or "recipe")
+            big = int(recipe["step"][0].get("rows") or 0) >= 5 * PILOT_ROWS
+            if args.estimate or (big and not args.no_estimate and not os.path.exists(os.path.join(out, "run.json"))):
+                print(estimate_recipe(args.recipe, changes=args.changes, model=args.model))
+                if args.estimate:
+                    return 0
+            run_recipe(args.recipe, out, changes=args.changes, model=args.model)
         except (ValueError, FileNotFoundError, TypeError) as err:
             print(f"smolsynth run: {err}", file=sys.stderr)
             return 2

@@ -61,6 +61,7 @@ COURSE_DATA: dict[str, str] = {
     "classifier": "notebook 05's fine-tuned text classifier (a plain transformers folder)",
     "topics": "notebook 06's tagged runs (RunDataset folders: questions/ with its review.json, tool_calls/ validated "
               "against their schema)",
+    "beyond": "notebook 08's recipe and run folders (rows, run.json, summary.md)",
     "runs": "scratch folder for the exercises' own training runs",
     "uploads": "files uploaded with handoff.upload, and the .zip hand-offs unpacked from a source=",
 }

@@ -62,7 +62,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["RECIPES", "STEPS", "load_recipe", "run_recipe"]
+__all__ = ["PILOT_ROWS", "RECIPES", "STEPS", "Estimate", "estimate_recipe", "load_recipe", "run_recipe"]
 
 RECIPES = Path(__file__).parent / "data" / "recipes"
 """The shipped recipes: ``smolsynth run course`` finds ``course.toml`` here."""
@@ -298,6 +298,7 @@ def run_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]], out: Union[st
         if kind in _TRAINING:
             entry["output"] = result.output_dir
             entry["metrics"] = result.metrics
+            entry["train_seconds"] = round(result.train_seconds, 2)
             if kind == "sft":
                 ctx.checkpoint = result.output_dir
         else:
@@ -354,3 +355,125 @@ def _to_toml(data: Mapping[str, Any]) -> str:
     for step in data["step"]:
         lines += ["", "[[step]]"] + [f"{k} = {value(v)}" for k, v in step.items()]
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ the estimate
+PILOT_ROWS = 10
+"""Rows of the first step in the pilot run that :func:`estimate_recipe` extrapolates from."""
+STEP_COST_ROWS = {1: 11, 2: 16}
+"""A decoding step of a batch of ``b`` sequences costs about ``1 + b / STEP_COST_ROWS[threads]`` times a step of one
+sequence on a CPU, the weights being read once a step whatever the batch: SmolLM2-135M took 102 ms for 1 sequence,
+197 for 8 and 376 for 32 at 1 torch thread, 98, 167 and 292 ms at 2 (benchmarks/README.md)."""
+T4_SPEEDUP = 3.5
+"""Tokens per second of a Colab T4 on the GPU profile's default model (SmolLM2-1.7B, fp16) over this 2-core CPU's on
+SmolLM2-135M: an estimate from memory bandwidth, not a measurement (notebooks/manifest.toml says why)."""
+
+
+class Estimate:
+    """What :func:`estimate_recipe` expects of the full run: per step, rows in and out, tokens and minutes; in all,
+    minutes and the peak memory of the process; and the pilot it came from."""
+
+    def __init__(self, name: str, steps: List[Dict[str, Any]], peak_memory_gb: float, pilot_rows: int,
+                 pilot_seconds: float) -> None:
+        self.name, self.steps, self.peak_memory_gb = name, steps, peak_memory_gb
+        self.pilot_rows, self.pilot_seconds = pilot_rows, pilot_seconds
+
+    @property
+    def minutes(self) -> float:
+        return round(sum(s["minutes"] for s in self.steps), 1)
+
+    @property
+    def tokens(self) -> int:
+        return int(sum(s["tokens"] for s in self.steps))
+
+    def __str__(self) -> str:
+        lines = [f"Estimate for {self.name} (from a pilot of {self.pilot_rows} rows, {self.pilot_seconds:.0f} s):",
+                 f"{'step':<22}{'rows in':>9}{'rows out':>10}{'tokens':>10}{'minutes':>9}"]
+        for s in self.steps:
+            lines.append(f"{s['step']:<22}{s['rows_in']:>9.0f}{s['rows_out']:>10.0f}{s['tokens']:>10.0f}"
+                         f"{s['minutes']:>9.1f}")
+        lines.append(f"total: about {self.minutes} minutes, {self.tokens} tokens, peak memory about "
+                     f"{self.peak_memory_gb:.1f} GB on this machine")
+        generation = sum(s["minutes"] for s in self.steps if s["kind"] not in _TRAINING + ("load",))
+        lines.append(f"on a Colab T4 (fp16, SmolLM2-1.7B): generation about {generation / T4_SPEEDUP:.1f} minutes "
+                     f"instead of {generation:.1f} (an estimate: {T4_SPEEDUP}x the tokens per second, not measured)")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _batch_cost(rows: float, batch: int) -> float:
+    """Decoding cost of ``rows`` sequences in batches of ``batch``, in single-sequence steps (see STEP_COST_ROWS)."""
+    import math
+
+    import torch
+
+    if rows <= 0:
+        return 0.0
+    k = STEP_COST_ROWS[min(max(torch.get_num_threads(), 1), 2)]
+    full, rest = divmod(math.ceil(rows), batch)
+    return full * (1 + batch / k) + (1 + rest / k if rest else 0.0)
+
+
+def estimate_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]], *, changes: Sequence[str] = (),
+                    model: Optional[str] = None, pilot_rows: int = PILOT_ROWS) -> Estimate:
+    """Run a pilot of the recipe (its first step on ``pilot_rows`` rows, training steps for 2 steps) in a scratch
+    folder, and extrapolate it to the full run: rows through each step by the pilot's keep rates, tokens in
+    proportion, minutes by the batches a CPU decodes (:data:`STEP_COST_ROWS`), training by its seconds per step.
+    Returns an :class:`Estimate` (print it). Nothing of the pilot is kept but the result cache.
+
+    >>> print(estimate_recipe("instructions", changes=["1.rows=200"]))  # doctest: +SKIP
+    """
+    import contextlib
+    import io
+    import math
+    import resource
+    import tempfile
+
+    from smolsynth.llm import default_batch_size
+    from smolsynth.models import resolve_model
+
+    data = load_recipe(recipe, changes=changes)
+    steps = data["step"]
+    full_rows = float(steps[0].get("rows", 8 if steps[0]["kind"] == "magpie" else 16))
+    pilot = copy.deepcopy(data)
+    pilot["step"][0]["rows"] = int(min(full_rows, pilot_rows))
+    for step in pilot["step"]:
+        if step["kind"] in _TRAINING:
+            step["max_steps"] = min(int(step.get("max_steps") or 2), 2)
+        else:
+            step["cache"] = False  # the pilot's time is what it measures: nothing from the cache
+    model_id = resolve_model(model or data.get("model") or None, offline_fallback=True)
+    batch = default_batch_size(model_id)
+    from smolsynth.llm import LocalLLM
+
+    loading = time.perf_counter()
+    LocalLLM(model_id).load()  # once per process, in the pilot as in the run: counted once, not extrapolated
+    load_seconds = time.perf_counter() - loading
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="smolsynth-pilot-") as scratch, \
+            contextlib.redirect_stdout(io.StringIO()):
+        record = run_recipe(pilot, Path(scratch) / "run", model=model_id, progress=False)
+    pilot_seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KB -> GB (Linux)
+    rows_in = full_rows
+    out: List[Dict[str, Any]] = [{"step": "load the model", "kind": "load", "rows_in": 0, "rows_out": 0, "tokens": 0,
+                                  "minutes": load_seconds / 60}]
+    for step, done in zip(steps, record["steps"]):
+        report = done["report"]
+        tokens = report["input_tokens"] + report["output_tokens"]
+        if step["kind"] in _TRAINING:
+            full_steps = int(step.get("max_steps") or 0) or math.ceil(
+                (done["metrics"].get("train_steps") or 1) * rows_in / max(report["rows_in"], 1))
+            per_step = done.get("train_seconds", report["seconds"]) / max(done["metrics"].get("train_steps") or 1, 1)
+            overhead = max(report["seconds"] - done.get("train_seconds", report["seconds"]), 0.0)
+            out.append({"step": report["step"], "kind": step["kind"], "rows_in": rows_in, "rows_out": rows_in,
+                        "tokens": 0, "minutes": (overhead + per_step * full_steps) / 60})
+            continue
+        scale = rows_in / max(report["rows_in"], 1)
+        keep = report["rows_out"] / max(report["rows_in"], 1)
+        cost = _batch_cost(rows_in, batch) / max(_batch_cost(report["rows_in"], batch), 1e-9)
+        out.append({"step": report["step"], "kind": step["kind"], "rows_in": rows_in, "rows_out": rows_in * keep,
+                    "tokens": tokens * scale, "minutes": report["seconds"] * cost / 60})
+        rows_in = rows_in * keep
+    return Estimate(str(data.get("name")), out, peak, pilot["step"][0]["rows"], pilot_seconds)

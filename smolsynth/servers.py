@@ -18,8 +18,10 @@ server costs. This adapter is small and does what the course needs:
 * **Structured output where the server has it.** With ``structured_output={"format": "json", "schema": ...}`` a
   request carries OpenAI's ``response_format`` (``json_schema``; vLLM, llama.cpp's server and hosted providers honour
   it); a regex (the UltraFeedback judge's grammar) goes as vLLM's ``guided_regex``. A server that rejects the field
-  (``transformers serve`` 5.x rejects both) gets the request again without it, and ``schema_support`` records that. Either way the task's parser and :func:`smolsynth.records.validate_records` check
-  every record: an invalid one is dropped and counted, never saved.
+  gets the request again without it (``schema_support`` is then False). A server may also accept a field and ignore
+  it (``transformers serve`` 5.23 ignores ``response_format`` with a logged warning, and rejects ``guided_regex``):
+  that cannot be seen from the answer, so either way the task's parser and
+  :func:`smolsynth.records.validate_records` check every output: an invalid one is dropped and counted, never saved.
 * **Bounded and never hanging.** ``concurrency`` requests at a time; each has ``timeout`` seconds; a refused
   connection, a timeout, a 429 or a 5xx is retried ``max_retries`` times with exponential backoff, then raises
   :class:`ServerError` naming the server and the fix. The runner sets that batch aside (``exception: ServerError``)
@@ -46,7 +48,7 @@ from smolsynth.llm import MagpieFromChatTemplate
 from smolsynth.templates import magpie_prompt, render_chat
 from smolsynth.verbosity import import_distilabel, quiet_subclassing
 
-__all__ = ["ServerError", "ServerLLM"]
+__all__ = ["LocalServer", "ServerError", "ServerLLM"]
 
 _llm_base = import_distilabel("distilabel.models.llms.base")
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -76,7 +78,9 @@ with quiet_subclassing():
                 ``model``).
             structured_output: ``{"format": "json", "schema": {...}}``, sent as ``response_format`` where the server takes it.
             timeout: seconds per request. max_retries: tries after the first. concurrency: requests in flight.
-            seed: the base seed sent with each request (servers that honour ``seed`` then repeat their samples).
+            seed: the base seed of the ``seed`` sent with each request (equal prompts get different ones). A server
+                that seeds each request repeats its samples; ``transformers serve`` seeds torch's global generator,
+                so requests in flight together do not.
             generation_kwargs: defaults for :meth:`generate` (``max_new_tokens``, ``temperature``, ``top_p``, ``stop``).
         """
 
@@ -104,7 +108,8 @@ with quiet_subclassing():
 
         @property
         def schema_support(self) -> Optional[bool]:
-            """Whether the server took ``response_format`` (None: not asked yet)."""
+            """False once the server rejected a constraint field (then none is sent), True once it accepted one
+            (which does not prove it applied it), None before either."""
             return self._schema_support
 
         @property
@@ -168,11 +173,15 @@ with quiet_subclassing():
             Settings a server has no equivalent for (``repetition_penalty``, ``top_k``, ...) are not sent.
             """
             jobs: List[Tuple[int, int, Any, Optional[Dict[str, Any]]]] = []
+            seen: Dict[str, int] = {}  # equal prompts in one call are copies: each gets its own seed (Magpie's all are)
             for i, item in enumerate(inputs):
                 messages, spec = item if isinstance(item, tuple) else (item, None)
                 spec = normalize_structured_output(spec) if spec is not None else self.structured_output
                 prepared = self.prepare_input(messages)
-                jobs += [(i, k, prepared, spec) for k in range(num_generations)]
+                key = json.dumps([prepared, spec], sort_keys=True, default=str)
+                for _ in range(num_generations):
+                    jobs.append((i, seen.get(key, 0), prepared, spec))
+                    seen[key] = seen.get(key, 0) + 1
             settings = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
             if stop:
                 settings["stop"] = [stop] if isinstance(stop, str) else list(stop)
@@ -258,3 +267,113 @@ with quiet_subclassing():
             raise ServerError(f"{url}: {problem} after {self.max_retries + 1} tries in "
                               f"{time.monotonic() - started:.1f} s. Is the server running at base_url="
                               f"{self.base_url!r}? Start it, or pass another base_url.")
+
+
+def _sampling_copy(folder: "os.PathLike[str]", target: "os.PathLike[str]") -> str:
+    """``folder`` as links, with ``do_sample: true`` in its generation config. ``transformers serve`` 5.23 samples
+    only when the model's generation config says so, whatever the request's temperature (SmolLM2's does not: every
+    request would be greedy, and N Magpie rows alike); with it, temperature 0 is still greedy (the server sets
+    ``do_sample=False`` for it). The weights are links, not copies."""
+    from pathlib import Path
+
+    folder, target = Path(folder), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for item in folder.iterdir():
+        if item.name != "generation_config.json":
+            (target / item.name).symlink_to(item.resolve())
+    config_file = folder / "generation_config.json"
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    (target / "generation_config.json").write_text(json.dumps({**config, "do_sample": True}))
+    return str(target)
+
+
+class LocalServer:
+    """``transformers serve`` on a free loopback port, serving one model: a real OpenAI-compatible server to try the
+    course's steps against (notebook 08, tests/test_servers.py). Needs the ``serving`` extra (fastapi, uvicorn).
+
+    Use it as a context manager, or call :meth:`stop` (it is also stopped when Python exits)::
+
+        with LocalServer("smolsynth/smollm2-135m") as server:
+            answers = generate(["Name a fruit."], llm=server.llm())
+
+    Attributes: ``base_url`` (``http://127.0.0.1:<port>/v1``), ``model`` (the name requests use: a folder of links
+    to the model's files, whose generation config lets the server sample: see :func:`_sampling_copy`), ``log`` (the
+    server's output file).
+    """
+
+    def __init__(self, model: Optional[str] = None, *, port: Optional[int] = None, startup_timeout: float = 120,
+                 log: Optional[str] = None) -> None:
+        import atexit
+        import socket
+        import subprocess
+        import sys
+        import tempfile
+        import urllib.request
+        from pathlib import Path
+
+        from smolsynth.models import model_path, resolve_model
+
+        self.model_id = resolve_model(model)
+        self.model = str(model_path(self.model_id))
+        if not Path(self.model).is_dir():
+            raise ValueError(f"model={self.model_id!r}: LocalServer serves a model folder on this machine (the "
+                             "embedded smolsynth/smollm2-135m, smolsynth/tiny, or a downloaded checkpoint).")
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        scratch = Path(tempfile.mkdtemp(prefix="smolsynth-serve-"))
+        self.log = log or str(scratch / "serve.log")
+        self.model = _sampling_copy(Path(self.model), scratch / "model")
+        cli = Path(sys.executable).with_name("transformers")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        env.setdefault("OMP_NUM_THREADS", "1")
+        self.process = subprocess.Popen(
+            [str(cli), "serve", self.model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+             "--dtype", "float32"], env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        atexit.register(self.stop)
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"transformers serve exited with {self.process.returncode} (needs the serving "
+                                  f"extra: pip install 'transformers[serving]'); its log: "
+                                  f"{Path(self.log).read_text()[-1500:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise ServerError(f"transformers serve did not answer within startup_timeout={startup_timeout} s; its log: "
+                          f"{self.log}")
+
+    def llm(self, **kwargs: Any) -> "ServerLLM":
+        """A :class:`ServerLLM` on this server (``endpoint="completions"`` renders prompts with the model's own
+        tokenizer); ``kwargs`` are ServerLLM settings."""
+        if kwargs.get("endpoint") == "completions":
+            kwargs.setdefault("tokenizer_id", self.model_id)
+        return ServerLLM(base_url=self.base_url, model=self.model, api_key_env=None, **kwargs)
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server (``kill=True``: at once, as a crash would)."""
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def __enter__(self) -> "LocalServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.process.poll() is None else "stopped"
+        return f"LocalServer({self.model_id!r}, {self.base_url}, {state})"

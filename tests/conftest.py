@@ -126,7 +126,8 @@ def preference_pipeline(tmp_path_factory, tiny_path):
 
 # ------------------------------------------------------------------------------------------- test order (xdist)
 LONGEST_FIRST = ("test_real_notebooks.py", "test_real_classification.py", "test_demo.py", "test_real_model.py",
-                 "test_real_topics.py", "test_servers.py", "test_recipes.py", "test_real_recipes.py",
+                 "test_real_topics.py", "test_real_beyond.py", "test_servers.py", "test_recipes.py",
+                 "test_real_recipes.py",
                  "test_notebooks.py")
 """Test files that take minutes, longest first. ``make test`` runs ``--dist loadfile --no-loadscope-reorder``, so
 these start at once on different workers and the short files fill in around them (xdist's default order, most

@@ -84,3 +84,9 @@ def private_home(tmp_path_factory: pytest.TempPathFactory, tiny_path: Path, name
         mp.setenv("SMOLSYNTH_HOME", str(home))
         mp.setenv("SMOLSYNTH_MODEL", "smolsynth/tiny")
         yield home
+
+
+def solution_with(made: dict[str, Any], name: str, **changes: Any) -> dict[str, Any]:
+    """The variables of exercise ``name`` as the notebook's solution cell left them (``made["solution"][name]``),
+    with ``changes``: the correct answer, or an incorrect one made from it."""
+    return {**made["solution"][name], **changes}

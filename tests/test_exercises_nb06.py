@@ -6,13 +6,14 @@ Incorrect feedback never contains the answer."""
 from __future__ import annotations
 
 import copy
+import functools
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from exercise_harness import exercise_tests, private_home, source_cells
+from exercise_harness import exercise_tests, private_home, solution_with, source_cells
 
 from smolsynth.exercises import ____, nb06
 
@@ -58,16 +59,7 @@ def made(tmp_path_factory, tiny_path) -> dict[str, Any]:
     return out
 
 
-def _q1(m, **kw):
-    return {**m["solution"]["q1"], **kw}
-
-
-def _q2(m, **kw):
-    return {**m["solution"]["q2"], **kw}
-
-
-def _q3(m, **kw):
-    return {**m["solution"]["q3"], **kw}
+_q1, _q2, _q3 = (functools.partial(solution_with, name=name) for name in ("q1", "q2", "q3"))
 
 
 def _untouched_tree(m):

@@ -6,11 +6,12 @@ Deita-selected with the tiny encoder. Incorrect feedback never contains the answ
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import pytest
 
-from exercise_harness import exercise_tests, private_home, source_cells
+from exercise_harness import exercise_tests, private_home, solution_with, source_cells
 
 from smolsynth.dedup import planted_duplicates
 from smolsynth.distillation import HELD_OUT_PROMPTS
@@ -133,16 +134,7 @@ def made(tmp_path_factory, tiny_path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------- answers
-def _q1(m, **kw):
-    return {**m["solution"]["q1"], **kw}
-
-
-def _q2(m, **kw):
-    return {**m["solution"]["q2"], **kw}
-
-
-def _q3(m, **kw):
-    return {**m["solution"]["q3"], **kw}
+_q1, _q2, _q3 = (functools.partial(solution_with, name=name) for name in ("q1", "q2", "q3"))
 
 
 def _own(m, key="own", **kw):

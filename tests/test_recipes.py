@@ -136,3 +136,23 @@ def test_the_command_line_names_the_problem(tmp_path) -> None:
                            "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unknown setting(s) ['temprature']" in done.stderr
     assert not (tmp_path / "x").exists()  # refused before anything ran
+
+
+def test_the_estimate_extrapolates_a_pilot_and_keeps_nothing_of_it(tmp_path, engine_home) -> None:
+    from smolsynth.recipes import PILOT_ROWS, estimate_recipe
+
+    estimate = estimate_recipe("course", changes=["1.rows=60", "3.max_steps=6", "4.max_steps=6"])
+    names = [s["step"] for s in estimate.steps]
+    assert names[0] == "load the model" and names[1] == "magpie" and len(names) == 5
+    assert estimate.pilot_rows == PILOT_ROWS and estimate.steps[1]["rows_in"] == 60
+    assert all(s["minutes"] >= 0 for s in estimate.steps) and estimate.minutes > 0 and estimate.tokens > 0
+    assert estimate.steps[2]["rows_in"] == estimate.steps[1]["rows_out"]  # rows flow through the keep rates
+    assert 0 < estimate.peak_memory_gb < 64
+    text = str(estimate)
+    assert "about" in text and "Colab T4" in text and "not measured" in text
+
+    done = subprocess.run([sys.executable, "-m", "smolsynth.cli", "run", "course", "--estimate", "--out",
+                           str(tmp_path / "never"), "--set", "1.rows=60"], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "SMOLSYNTH_MODEL": "smolsynth/tiny"})
+    assert done.returncode == 0 and "Estimate for course" in done.stdout, done.stderr[-2000:]
+    assert not (tmp_path / "never").exists()  # an estimate runs nothing of the recipe itself
