@@ -23,7 +23,8 @@ A recipe names a model (optional: the course model by default), a seed and its s
     max_steps = 4
 
 Every other key of a step is passed to its function (:data:`STEPS` says which), so a step takes the same settings as
-in a notebook. Everything lands in one folder::
+in a notebook; an ``sft`` or ``dpo`` step also takes the fields of TRL's ``SFTConfig`` / ``DPOConfig``
+(``learning_rate = 5e-4``). A misspelt key is refused with the nearest right one. Everything lands in one folder::
 
     out/
       recipe.toml        the recipe as it ran (with the --set changes)
@@ -200,8 +201,13 @@ def load_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]], *,
         allowed = _settings(kind)
         extra = sorted(k for k in step if k != "kind" and k not in allowed)
         if extra:
-            raise ValueError(f"step {number} ({kind}): unknown setting(s) {extra}; it takes "
-                             f"{', '.join(sorted(allowed))} (see {STEPS[kind][1]}).")
+            import difflib
+
+            close = sorted({m for k in extra for m in difflib.get_close_matches(k, allowed, n=2)})
+            takes = ((f"did you mean {', '.join(close)}?" if close else "check the name") if len(allowed) > 25
+                     else f"it takes {', '.join(sorted(allowed))}")
+            raise ValueError(f"step {number} ({kind}): unknown setting(s) {extra}; {takes} (see {STEPS[kind][1]}"
+                             f"{' and TRL' + chr(39) + 's config' if kind in _TRAINING else ''}).")
     return data
 
 
@@ -220,6 +226,12 @@ def _settings(kind: str) -> set:
     if kind == "answers":  # generate() passes LocalLLM, run and generation settings through **kwargs
         from smolsynth.generation import _LLM_FIELDS, _RUN_FIELDS
         names |= set(_LLM_FIELDS) | set(_RUN_FIELDS) | {"top_p", "top_k", "repetition_penalty", "stop"}
+    if kind in _TRAINING:  # sft()/dpo() pass the rest to TRL's config: learning_rate, per_device_train_batch_size, ...
+        import dataclasses
+
+        import trl
+
+        names |= {f.name for f in dataclasses.fields(trl.SFTConfig if kind == "sft" else trl.DPOConfig)}
     return names - {"model", "seed", "progress", "output_dir", "path", "llm", "dataset", "data", "instructions",
                     "num_rows", "n", "self"}
 

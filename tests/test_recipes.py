@@ -156,3 +156,10 @@ def test_the_estimate_extrapolates_a_pilot_and_keeps_nothing_of_it(tmp_path, eng
                           timeout=600, env={**os.environ, "SMOLSYNTH_MODEL": "smolsynth/tiny"})
     assert done.returncode == 0 and "Estimate for course" in done.stdout, done.stderr[-2000:]
     assert not (tmp_path / "never").exists()  # an estimate runs nothing of the recipe itself
+
+
+def test_training_steps_take_trls_config_fields_and_suggest_a_misspelt_one() -> None:
+    recipe = load_recipe("course", changes=["3.learning_rate=5e-4", "4.beta=0.2"])
+    assert recipe["step"][2]["learning_rate"] == 5e-4 and recipe["step"][3]["beta"] == 0.2
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['learnig_rate'\]; did you mean learning_rate\?"):
+        load_recipe("course", changes=["3.learnig_rate=5e-4"])
