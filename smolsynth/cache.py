@@ -128,7 +128,7 @@ class ResultCache:
             self.dir.mkdir(parents=True, exist_ok=True)
             config_file = self.dir / "config.json"
             if not config_file.exists():
-                _atomic_write(config_file, json.dumps(config, indent=1, sort_keys=True, default=_default))
+                atomic_write(config_file, json.dumps(config, indent=1, sort_keys=True, default=_default))
 
     def batch_key(self, index: int, rows: List[Dict[str, Any]]) -> str:
         """The key of batch ``index`` holding ``rows`` in this run."""
@@ -151,7 +151,7 @@ class ResultCache:
         if not self.enabled:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self._path(batch_key), json.dumps(payload, default=_default, ensure_ascii=False))
+        atomic_write(self._path(batch_key), json.dumps(payload, default=_default, ensure_ascii=False))
 
     def batches(self) -> List[Path]:
         """The batch files stored for this configuration."""
@@ -167,7 +167,9 @@ def clear_cache(root: Optional[os.PathLike] = None) -> None:
     shutil.rmtree(Path(root) if root is not None else cache_root(), ignore_errors=True)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash (kill -9 included) leaves the old file or the new one, never half
+    of one: a temporary file in the same folder, flushed to disk, then renamed over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

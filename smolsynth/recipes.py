@@ -56,7 +56,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from smolsynth.arguments import check_path
 from smolsynth.report import Report
-from smolsynth.rows import Row
+from smolsynth.cache import atomic_write
+from smolsynth.rows import Row, read_jsonl, write_jsonl
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -284,7 +285,7 @@ def run_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]], out: Union[st
     if record is None:
         record = {"format": FORMAT, "key": key, "name": data.get("name"), "model": model_id, "seed": seed,
                   "smolsynth": smolsynth.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "steps": []}
-        _write_text(out / "recipe.toml", _to_toml(data))
+        atomic_write(out / "recipe.toml", _to_toml(data))
     ctx = _Context(out, model_id, seed, progress)
     reports: List[Report] = []
     print(f"smolsynth run {data.get('name')}: {len(data['step'])} steps on {model_id} -> {out}/")
@@ -299,7 +300,7 @@ def run_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]], out: Union[st
             if kind in _TRAINING:
                 ctx.checkpoint = done["output"] if kind == "sft" else ctx.checkpoint
             else:
-                ctx.outputs.append(_read_jsonl(out / done["output"]))
+                ctx.outputs.append(read_jsonl(out / done["output"]))
             continue
         started = time.perf_counter()
         rows = ctx.outputs[-1] if ctx.outputs else None
@@ -315,37 +316,22 @@ def run_recipe(recipe: Union[str, os.PathLike, Mapping[str, Any]], out: Union[st
                 ctx.checkpoint = result.output_dir
         else:
             name = f"{number}-{kind}.jsonl"
-            _write_jsonl(out / name, result.rows)
-            _write_jsonl(out / f"{number}-{kind}.dropped.jsonl", result.dropped_rows)
+            write_jsonl(out / name, result.rows)
+            write_jsonl(out / f"{number}-{kind}.dropped.jsonl", result.dropped_rows)
             entry["output"] = name
-            ctx.outputs.append(_read_jsonl(out / name))  # what a resumed run reads: the same for both
+            ctx.outputs.append(read_jsonl(out / name))  # what a resumed run reads: the same for both
         record["steps"] = [s for s in record["steps"] if s["number"] != number] + [entry]
-        _write_text(record_path, json.dumps(record, indent=1, default=str))
+        atomic_write(record_path, json.dumps(record, indent=1, default=str))
     record["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    _write_text(record_path, json.dumps(record, indent=1, default=str))
+    atomic_write(record_path, json.dumps(record, indent=1, default=str))
     table = str(Report.combine(reports))
-    _write_text(out / "summary.md", f"# {data.get('name')}\n\nModel: `{model_id}`, seed {seed}.\n\n```\n{table}\n```\n")
+    atomic_write(out / "summary.md", f"# {data.get('name')}\n\nModel: `{model_id}`, seed {seed}.\n\n```\n{table}\n```\n")
     print(table)
     return record
 
 
 def _report_dict(report: Report) -> Dict[str, Any]:
     return json.loads(json.dumps(report.as_dict(), default=str))
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write atomically: a kill -9 leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_jsonl(path: Path, rows: List[Row]) -> None:
-    _write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
-
-
-def _read_jsonl(path: Path) -> List[Row]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _to_toml(data: Mapping[str, Any]) -> str:

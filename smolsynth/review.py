@@ -30,6 +30,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from smolsynth.cache import atomic_write
 from smolsynth.arguments import check_choice, check_number, check_text, check_text_column
 from smolsynth.rows import Row, as_rows
 
@@ -192,13 +193,7 @@ class Review:
                 "rows": len(self), "fingerprint": self.fingerprint(), "counts": self.counts(),
                 "state": {key: dict(self._state[key]) for key in self._keys}}
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, file)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        atomic_write(file, json.dumps(data, indent=1, ensure_ascii=False))
         return file
 
     def _changed(self) -> None:

@@ -30,7 +30,8 @@ Verdict = Union[None, str, Tuple[Optional[str], Row]]
 """What a check returns for one row: None (keep it as it is), a reason (drop it), or ``(reason or None, row)`` to
 keep or drop an annotated copy of the row."""
 
-__all__ = ["Result", "Row", "Verdict", "as_rows", "chain", "from_steps", "partition", "to_dataset"]
+__all__ = ["Result", "Row", "Verdict", "as_rows", "chain", "from_steps", "partition", "read_jsonl", "to_dataset",
+           "write_jsonl"]
 
 
 # ------------------------------------------------------------------------------------------------- conversions
@@ -239,3 +240,21 @@ def chain(step: str, results: Sequence[Result]) -> Result:
                       rows_in=results[0].report.rows_in, started=time.perf_counter() - sum(r.report.seconds
                                                                                            for r in results),
                       model=next((r.report.model for r in results if r.report.model), None))
+
+
+def write_jsonl(path: Any, rows: Sequence[Row]) -> None:
+    """Write ``rows`` to ``path`` as JSON Lines, atomically (:func:`smolsynth.cache.atomic_write`)."""
+    import json
+    from pathlib import Path
+
+    from smolsynth.cache import atomic_write
+
+    atomic_write(Path(path), "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+
+
+def read_jsonl(path: Any) -> List[Row]:
+    """The rows of a JSON Lines file (blank lines skipped)."""
+    import json
+    from pathlib import Path
+
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -33,7 +33,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from smolsynth.arguments import check_number, check_path, check_text
 from smolsynth.report import count_reasons
-from smolsynth.rows import Result, Row, as_rows
+from smolsynth.cache import atomic_write
+from smolsynth.rows import Result, Row, as_rows, read_jsonl, write_jsonl
 
 __all__ = ["RUN_ID", "RunDataset"]
 
@@ -116,17 +117,13 @@ class RunDataset:
             raise KeyError(f"run_id={run_id!r} is not a run here; the runs are {self.run_ids()}.")
         rows = self.rows()
         kept = [r for r in rows if r[RUN_ID] != run_id]
-        tmp = self.rows_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, self.rows_path)
+        write_jsonl(self.rows_path, kept)
         self._runs = [r for r in self._runs if r["run_id"] != run_id]
         self._write_runs()
         return len(rows) - len(kept)
 
     def _write_runs(self) -> None:
-        tmp = self.runs_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self._runs, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, self.runs_path)
+        atomic_write(self.runs_path, json.dumps(self._runs, indent=1, default=str))
 
     def _next_id(self) -> str:
         numbers = [int(r["run_id"].rsplit("_", 1)[1]) for r in self._runs
@@ -144,7 +141,7 @@ class RunDataset:
             raise KeyError(f"run={run!r} is not a run here; the runs are {self.run_ids()}.")
         if not self.rows_path.exists():
             return []
-        rows = [json.loads(line) for line in self.rows_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = read_jsonl(self.rows_path)
         return [r for r in rows if run is None or r[RUN_ID] == run]
 
     def runs(self):

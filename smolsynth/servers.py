@@ -48,7 +48,7 @@ from smolsynth.llm import MagpieFromChatTemplate
 from smolsynth.templates import magpie_prompt, render_chat
 from smolsynth.verbosity import import_distilabel, quiet_subclassing
 
-__all__ = ["LocalServer", "ServerError", "ServerLLM"]
+__all__ = ["LocalServer", "ServerError", "ServerLLM", "free_port"]
 
 _llm_base = import_distilabel("distilabel.models.llms.base")
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -287,6 +287,15 @@ def _sampling_copy(folder: "os.PathLike[str]", target: "os.PathLike[str]") -> st
     return str(target)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the system picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class LocalServer:
     """``transformers serve`` on a free loopback port, serving one model: a real OpenAI-compatible server to try the
     course's steps against (notebook 08, tests/test_servers.py). Needs the ``serving`` extra (fastapi, uvicorn).
@@ -304,7 +313,6 @@ class LocalServer:
     def __init__(self, model: Optional[str] = None, *, port: Optional[int] = None, startup_timeout: float = 120,
                  log: Optional[str] = None) -> None:
         import atexit
-        import socket
         import subprocess
         import sys
         import tempfile
@@ -319,9 +327,7 @@ class LocalServer:
             raise ValueError(f"model={self.model_id!r}: LocalServer serves a model folder on this machine (the "
                              "embedded smolsynth/smollm2-135m, smolsynth/tiny, or a downloaded checkpoint).")
         if port is None:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = free_port()
         self.base_url = f"http://127.0.0.1:{port}/v1"
         scratch = Path(tempfile.mkdtemp(prefix="smolsynth-serve-"))
         self.log = log or str(scratch / "serve.log")

@@ -7,22 +7,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import threading
 import time
 
 import pytest
 
 from smolsynth import offline
-from smolsynth.servers import MAGPIE_ON_CHAT, LocalServer, ServerLLM
+from smolsynth.servers import MAGPIE_ON_CHAT, LocalServer, ServerLLM, free_port
 
 SERVING = all(importlib.util.find_spec(m) for m in ("fastapi", "uvicorn", "openai"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 needs_server = pytest.mark.skipif(not (SERVING and offline.embedded_available()),
@@ -132,7 +125,7 @@ def test_a_server_killed_mid_run_fails_the_rest_clearly_and_keeps_finished_rows(
 def test_a_server_that_is_not_there_fails_fast_with_the_fix(engine_home) -> None:
     from smolsynth.generation import generate
 
-    port = _free_port()  # nothing listens here
+    port = free_port()  # nothing listens here
     llm = ServerLLM(base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env=None, timeout=2, max_retries=2)
     started = time.monotonic()
     result = generate(["Hi"], llm=llm, progress=False, cache=False)

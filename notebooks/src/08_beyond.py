@@ -116,12 +116,9 @@ print(judged.report)
 # **A server that is down** fails fast, with the fix, and never hangs. (Here: a port where nothing listens.)
 
 # %%
-import socket
+from smolsynth.servers import free_port
 
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    free_port = s.getsockname()[1]
-down = ServerLLM(base_url=f"http://127.0.0.1:{free_port}/v1", model="any", api_key_env=None, timeout=2,
+down = ServerLLM(base_url=f"http://127.0.0.1:{free_port()}/v1", model="any", api_key_env=None, timeout=2,
                  max_retries=1)
 failed = generate(["Hello?"], llm=down)
 print(failed.report)
