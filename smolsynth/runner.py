@@ -314,6 +314,40 @@ def _load_once(task: Any) -> None:
         _LOADED_TASKS[id(task)] = task
 
 
+class Batcher:
+    """One batch of a task, the way :func:`run` does every batch: from the cache, or seeded, processed, checked and
+    stored. :func:`run` and :class:`smolsynth.pipelines.RunnerStep` (the same work inside a distilabel ``Pipeline``)
+    both call it, which is why the two give the same rows for the same data and seed.
+
+    ``batcher(index, rows)`` returns ``(payload, was_cached)``; the payload has ``kept``, ``dropped``,
+    ``input_tokens``, ``output_tokens``, ``seconds`` and, for a batch that raised (never cached), ``failed``.
+    """
+
+    def __init__(self, task: Any, *, allow_truncated: bool = False, keep_metadata: bool = False, cache: bool = True,
+                 cache_dir: Optional[str] = None, force: bool = False) -> None:
+        self.task, self.allow_truncated, self.keep_metadata, self.force = task, allow_truncated, keep_metadata, force
+        config = {**task_config(task), "allow_truncated": bool(allow_truncated)}
+        self.store = ResultCache(fingerprint(config), root=cache_dir, config=config if cache else None, enabled=cache)
+        # The sampling seed of a batch comes from its content only. The cache key also holds the weights'
+        # fingerprint (file times and inodes, so that retrained weights miss the cache); seeding from it made every
+        # fresh home, where the model files are written anew, sample other outputs for the same seed.
+        self.content = {k: v for k, v in config.items() if k != "weights"}
+
+    def __call__(self, index: int, rows: List[Row]) -> Tuple[Dict[str, Any], bool]:
+        key = self.store.batch_key(index, rows)
+        payload = None if self.force else self.store.get(key)
+        if payload is not None:
+            return payload, True
+        _load_once(self.task)
+        salt = fingerprint({"config": self.content, "index": index, "rows": [fingerprint(r) for r in rows]})
+        with _seeded(salt, getattr(self.task, "llm", None)):
+            payload = _process_batch(self.task, rows, keep_metadata=self.keep_metadata,
+                                     allow_truncated=self.allow_truncated)
+        if not payload.get("failed"):
+            self.store.put(key, payload)
+        return payload, False
+
+
 # --------------------------------------------------------------------------------------------------------- run
 def run(
     task: Any,
@@ -366,12 +400,8 @@ def run(
     step_name = desc or getattr(task, "name", None) or type(task).__name__
     started = time.perf_counter()
 
-    config = {**task_config(task), "allow_truncated": bool(allow_truncated)}
-    store = ResultCache(fingerprint(config), root=cache_dir, config=config if cache else None, enabled=cache)
-    # The sampling seed of a batch comes from its content only. The cache key also holds the weights' fingerprint
-    # (file times and inodes, so that retrained weights miss the cache); seeding from it made every fresh home, where
-    # the model files are written anew, sample other outputs for the same seed.
-    content = {k: v for k, v in config.items() if k != "weights"}
+    batcher = Batcher(task, allow_truncated=allow_truncated, keep_metadata=keep_metadata, cache=cache,
+                      cache_dir=cache_dir, force=force)
     batches = [rows[i:i + size] for i in range(0, len(rows), size)]
     kept: List[Row] = []
     dropped: List[Row] = []
@@ -384,22 +414,12 @@ def run(
         bar = tqdm(total=len(rows), desc=step_name, unit="row", disable=not progress, leave=True)
         try:
             for index, batch in enumerate(batches):
-                key = store.batch_key(index, batch)
-                payload = None if force else store.get(key)
-                if payload is not None:
+                payload, was_cached = batcher(index, batch)
+                if was_cached:
                     cached_rows += len(batch)
-                else:
-                    _load_once(task)
-                    salt = fingerprint({"config": content, "index": index, "rows": [fingerprint(r) for r in batch]})
-                    with _seeded(salt, getattr(task, "llm", None)):
-                        payload = _process_batch(task, batch, keep_metadata=keep_metadata,
-                                                 allow_truncated=allow_truncated)
-                    if payload.pop("failed", False):
-                        if on_error == "raise":
-                            raise RuntimeError(f"{step_name}: batch {index} raised "
-                                               f"{payload['dropped'][0]['reason']}: {payload['dropped'][0]['error']}")
-                    else:
-                        store.put(key, payload)
+                elif payload.get("failed") and on_error == "raise":
+                    raise RuntimeError(f"{step_name}: batch {index} raised "
+                                       f"{payload['dropped'][0]['reason']}: {payload['dropped'][0]['error']}")
                 kept.extend(payload["kept"])
                 dropped.extend(payload["dropped"])
                 n_in += payload["input_tokens"]
