@@ -26,13 +26,11 @@ The rows a ``RunnerStep`` sets aside are in the content cache (``smolsynth_home(
 ``Distiset``; the notebook runner is the place to look at them.
 """
 
-
-
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from pydantic import PrivateAttr
 
-from smolsynth.rows import Row, as_rows
+from smolsynth.rows import as_rows
 from smolsynth.verbosity import import_distilabel
 
 _step = import_distilabel("distilabel.steps.base")
@@ -77,8 +75,9 @@ class RunnerStep(_step.Step):
                                 cache_dir=self.cache_dir)
         self._index = 0
 
-    def process(self, inputs: StepInput) -> "StepOutput":  # type: ignore[override]  (no __future__ annotations: distilabel reads this hint)
-        payload, _ = self._batcher(self._index, [dict(row) for row in inputs])
+    # No ``from __future__ import annotations`` in this module: distilabel reads the ``StepInput`` hint at runtime.
+    def process(self, inputs: StepInput) -> "StepOutput":  # type: ignore[override]
+        payload, _ = self._batcher(self._index, inputs)  # it copies before the task sees them
         self._index += 1
         yield payload["kept"]
 
@@ -111,31 +110,26 @@ def build_pipeline(data: Any, tasks: Sequence[Any], *, batch_size: Optional[int]
     tasks = list(tasks)
     if not tasks:
         raise ValueError("tasks is empty: pass the tasks to run in order, e.g. [TextGeneration(llm=LocalLLM())].")
+    from smolsynth.runner import _check_task, _default_batch_size
+
     for task in tasks:
-        if not isinstance(task, _step._Step) or isinstance(task, _step.GeneratorStep):
-            raise TypeError(f"tasks must be distilabel tasks that read rows (TextGeneration, UltraFeedback, ...), "
-                            f"not {type(task).__name__}.")
+        _check_task(task)
         if getattr(task, "pipeline", None) is not None:
             raise ValueError(f"{task.name} belongs to a pipeline already: make the tasks outside any "
                              "`with Pipeline():` block and let build_pipeline connect them.")
     pipelines = import_distilabel("distilabel.pipeline")
     steps = import_distilabel("distilabel.steps")
-    from smolsynth.runner import _default_batch_size
-
     kind = pipelines.RayPipeline if ray else pipelines.Pipeline
     options = {"cache_dir": pipeline_cache_dir} if pipeline_cache_dir else {}
     with kind(name=name, **options) as pipeline:
-        previous = steps.LoadDataFromDicts(data=_plain(rows), batch_size=batch_size or _default_batch_size(tasks[0]))
+        previous = steps.LoadDataFromDicts(data=[dict(row) for row in rows],
+                                           batch_size=batch_size or _default_batch_size(tasks[0]))
         for i, task in enumerate(tasks):
             step = RunnerStep(name=f"{i}_{task.name}", task=task, allow_truncated=allow_truncated, cache=cache,
                               cache_dir=cache_dir, input_batch_size=batch_size or _default_batch_size(task))
             previous >> step
             previous = step
     return pipeline
-
-
-def _plain(rows: List[Row]) -> List[Row]:
-    return [dict(row) for row in rows]
 
 
 __all__ = ["RunnerStep", "build_pipeline"]

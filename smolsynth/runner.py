@@ -157,8 +157,8 @@ def _check_task(task: Any) -> None:
 
     step_mod = import_distilabel("distilabel.steps.base")
     if isinstance(task, step_mod.GeneratorStep):
-        raise TypeError(f"{type(task).__name__} is a generator step (it makes rows from nothing); run() applies a "
-                        "task to rows. For Magpie, use the Magpie task with a row count: run(Magpie(llm=...), 100).")
+        raise TypeError(f"{type(task).__name__} is a generator step (it makes rows from nothing); a task here is "
+                        "applied to rows. For Magpie, use the Magpie task with a row count: run(Magpie(llm=...), 100).")
     if not isinstance(task, step_mod._Step):
         raise TypeError(f"task must be a distilabel Task or Step instance, not {type(task).__name__}: e.g. "
                         "TextGeneration(llm=LocalLLM()).")
@@ -321,6 +321,11 @@ class Batcher:
 
     ``batcher(index, rows)`` returns ``(payload, was_cached)``; the payload has ``kept``, ``dropped``,
     ``input_tokens``, ``output_tokens``, ``seconds`` and, for a batch that raised (never cached), ``failed``.
+
+    >>> batcher = Batcher(TextGeneration(llm=LocalLLM()))                           # doctest: +SKIP
+    >>> payload, was_cached = batcher(0, [{"instruction": "Say hi."}])               # doctest: +SKIP
+    >>> payload["kept"][0]["generation"], was_cached                                 # doctest: +SKIP
+    ('Hi!', False)
     """
 
     def __init__(self, task: Any, *, allow_truncated: bool = False, keep_metadata: bool = False, cache: bool = True,

@@ -3,7 +3,6 @@ the in-process runner for the same seed, and the content cache shared between th
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,9 +41,7 @@ print("ROWS " + json.dumps(sorted(({k: r[k] for k in keep} for r in rows), key=l
 
 
 def _rows(tmp_path: Path, mode: str, cache_dir: Path, env: dict | None = None, timeout: float = 300) -> list:
-    script = tmp_path / "two_steps.py"
-    script.write_text(SCRIPT)
-    code = f"import sys; sys.argv = ['two_steps.py', {mode!r}, {str(cache_dir)!r}]; exec(open({str(script)!r}).read())"
+    code = f"import sys; sys.argv = ['-c', {mode!r}, {str(cache_dir)!r}]\n" + SCRIPT
     result = run_python(code, env=env, timeout=timeout, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("ROWS "))
@@ -97,7 +94,6 @@ def ray_cluster(tmp_path):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([str(ray), "stop", "--force"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(tmp_path / "cache", ignore_errors=True)
 
 
 def test_a_ray_pipeline_on_a_local_cluster_gives_the_rows_of_the_in_process_runner(in_process, ray_cluster, tmp_path,
