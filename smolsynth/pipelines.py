@@ -78,6 +78,10 @@ class RunnerStep(_step.Step):
     # No ``from __future__ import annotations`` in this module: distilabel reads the ``StepInput`` hint at runtime.
     def process(self, inputs: StepInput) -> "StepOutput":  # type: ignore[override]
         payload, _ = self._batcher(self._index, inputs)  # it copies before the task sees them
+        if payload.get("failed"):  # never silent, and never rows of None (what distilabel sends on an exception)
+            error = payload["dropped"][0]
+            self._logger.warning(f"{self.name}: batch {self._index} raised {error['reason']}: {error['error']}; "
+                                 f"its {len(inputs)} rows are left out (rerun to retry: finished batches are cached)")
         self._index += 1
         yield payload["kept"]
 
@@ -110,13 +114,14 @@ def build_pipeline(data: Any, tasks: Sequence[Any], *, batch_size: Optional[int]
     tasks = list(tasks)
     if not tasks:
         raise ValueError("tasks is empty: pass the tasks to run in order, e.g. [TextGeneration(llm=LocalLLM())].")
-    from smolsynth.runner import _check_task, _default_batch_size
+    from smolsynth.runner import _check_columns, _check_task, _default_batch_size
 
     for task in tasks:
         _check_task(task)
         if getattr(task, "pipeline", None) is not None:
             raise ValueError(f"{task.name} belongs to a pipeline already: make the tasks outside any "
                              "`with Pipeline():` block and let build_pipeline connect them.")
+    _check_columns(tasks[0], rows)
     pipelines = import_distilabel("distilabel.pipeline")
     steps = import_distilabel("distilabel.steps")
     kind = pipelines.RayPipeline if ray else pipelines.Pipeline

@@ -114,6 +114,8 @@ def test_build_pipeline_refuses_what_it_cannot_run(tiny_path):
     task = TextGeneration(llm=LocalLLM("smolsynth/tiny"))
     with pytest.raises(ValueError, match="data has no rows"):
         build_pipeline([], [task])
+    with pytest.raises(ValueError, match="needs the column 'instruction'"):  # before any step is built
+        build_pipeline([{"prompt": "Hi"}], [task])
     with pytest.raises(ValueError, match="tasks is empty"):
         build_pipeline([{"instruction": "Hi"}], [])
     with pytest.raises(TypeError, match="LoadDataFromDicts"):
@@ -122,3 +124,18 @@ def test_build_pipeline_refuses_what_it_cannot_run(tiny_path):
         inside = TextGeneration(llm=LocalLLM("smolsynth/tiny"))
     with pytest.raises(ValueError, match="belongs to a pipeline already"):
         build_pipeline([{"instruction": "Hi"}], [inside])
+
+
+def test_a_failed_batch_is_reported_and_left_out_not_passed_on_as_empty_rows(tiny_path, tmp_path, caplog):
+    from distilabel.steps.tasks import TextGeneration
+
+    from smolsynth.llm import LocalLLM
+    from smolsynth.pipelines import RunnerStep
+
+    step = RunnerStep(task=TextGeneration(llm=LocalLLM("smolsynth/tiny")), cache_dir=str(tmp_path))
+    step.load()
+    with caplog.at_level("WARNING"):
+        out = list(step.process([{"prompt": "no instruction column"}]))  # the task raises on this row
+    assert out == [[]]
+    assert "batch 0 raised exception: KeyError" in caplog.text and "1 rows are left out" in caplog.text
+    assert not list(tmp_path.rglob("batch-*.json"))  # a failed batch is never cached
