@@ -28,7 +28,7 @@ The rows a ``RunnerStep`` sets aside are in the content cache (``smolsynth_home(
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from smolsynth.rows import as_rows
 from smolsynth.verbosity import import_distilabel
@@ -49,7 +49,11 @@ class RunnerStep(_step.Step):
     >>> RunnerStep(task=TextGeneration(llm=LocalLLM()), input_batch_size=16)  # doctest: +SKIP
     """
 
-    task: Any
+    # distilabel rebuilds every step from its pipeline.yaml when a run of the same pipeline is in its cache (even
+    # with use_cache=False); the rebuilt task is a second, unloaded copy that cannot be copied to the step's process.
+    # distilabel takes the fields marked ``exclude`` from the step built here instead. (The task is still written to
+    # the yaml, and in the step's signature.)
+    task: Any = Field(default=None, exclude=True)
     allow_truncated: bool = False
     cache: bool = True
     cache_dir: Optional[str] = None

@@ -23,8 +23,8 @@ JUDGE_ASPECTS: tuple = ("overall-rating", *ASPECTS, "all")
 JUDGE_TEMPERATURE = 0.7
 """The judge's default sampling temperature."""
 
-__all__ = ["ASPECTS", "JUDGE_ASPECTS", "JUDGE_TEMPERATURE", "JudgeSanity", "judge", "judge_probes", "judge_sanity",
-           "judge_tokens", "ultrafeedback_regex", "ultrafeedback_schema"]
+__all__ = ["ASPECTS", "JUDGE_ASPECTS", "JUDGE_TEMPERATURE", "JudgeSanity", "judge", "judge_llm", "judge_probes",
+           "judge_sanity", "judge_tokens", "ultrafeedback_regex", "ultrafeedback_schema"]
 
 
 def ultrafeedback_regex(n_generations: int, *, aspect: str = "overall-rating", max_rationale_chars: int = 300) -> str:
@@ -90,13 +90,39 @@ def judge_tokens(n_candidates: int, aspect: str = "overall-rating", max_rational
     return n_candidates * per * (2 if aspect in ("truthfulness", "helpfulness") else 1)
 
 
+def judge_llm(n_candidates: int, aspect: str = "overall-rating", *, model: str | None = None, llm: Any = None,
+              max_new_tokens: int | None = None, temperature: float = JUDGE_TEMPERATURE,
+              max_rationale_chars: int = 200, seed: int = 0) -> Any:
+    """The LLM of an ``UltraFeedback`` task that rates ``n_candidates`` answers per row: decoding constrained to
+    :func:`ultrafeedback_regex`, with a budget of :func:`judge_tokens` (or ``max_new_tokens``).
+
+    It is what :func:`judge` gives each ``UltraFeedback`` task it runs; use it to build the task yourself, for a
+    distilabel pipeline (:func:`smolsynth.pipelines.build_pipeline`). Returns a :class:`~smolsynth.llm.LocalLLM` on
+    ``model`` or, given ``llm`` (a :class:`~smolsynth.servers.ServerLLM`, say), a copy of it with the grammar and the
+    budget (``llm`` itself is left as it was).
+
+    >>> judge_llm(2, model="smolsynth/tiny").generation_kwargs
+    {'max_new_tokens': 280, 'temperature': 0.7}
+    """
+    check_number("n_candidates", n_candidates, minimum=1, integer=True)
+    spec = {"format": "regex", "schema": ultrafeedback_regex(n_candidates, aspect=aspect,
+                                                             max_rationale_chars=max_rationale_chars)}
+    kwargs = {"max_new_tokens": max_new_tokens or judge_tokens(n_candidates, aspect, max_rationale_chars),
+              "temperature": temperature}
+    if llm is not None:
+        return llm.model_copy(update={"structured_output": spec,
+                                      "generation_kwargs": {**llm.generation_kwargs, **kwargs}})
+    from smolsynth.llm import LocalLLM
+
+    return LocalLLM(model, seed=seed, structured_output=spec, generation_kwargs=kwargs)
+
+
 def _judge_one_aspect(rows: list[dict[str, Any]], aspect: str, *, model_id: str, max_new_tokens: int | None,
                       temperature: float, max_rationale_chars: int, seed: int, progress: bool, cache: bool,
                       cache_dir: str | None, llm: Any = None
                       ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]], list[Report]]:
     """Judge every row on one aspect, grouped by candidate count (one grammar per count). Returns the outputs, the
     rows set aside (the judge's output and the ``reason``) by row index, and the runs' reports."""
-    from smolsynth.llm import LocalLLM
     from smolsynth.runner import run
     from smolsynth.verbosity import import_distilabel, quiet_distilabel
 
@@ -111,17 +137,10 @@ def _judge_one_aspect(rows: list[dict[str, Any]], aspect: str, *, model_id: str,
         if n == 0:
             aside.update({r["_row"]: {"reason": "no_candidates"} for r in group})
             continue
-        grammar = ultrafeedback_regex(n, aspect=aspect, max_rationale_chars=max_rationale_chars)
-        spec = {"format": "regex", "schema": grammar}
-        kwargs = {"max_new_tokens": max_new_tokens or judge_tokens(n, aspect, max_rationale_chars),
-                  "temperature": temperature}
-        if llm is None:
-            judge_llm = LocalLLM(model_id, seed=seed, structured_output=spec, generation_kwargs=kwargs)
-        else:  # the caller's LLM (a server, say), given this count's grammar and budget; theirs stays unchanged
-            judge_llm = llm.model_copy(update={"structured_output": spec,
-                                               "generation_kwargs": {**llm.generation_kwargs, **kwargs}})
+        constrained = judge_llm(n, aspect, model=model_id, llm=llm, max_new_tokens=max_new_tokens,
+                                temperature=temperature, max_rationale_chars=max_rationale_chars, seed=seed)
         with quiet_distilabel():
-            task = import_distilabel("distilabel.steps.tasks").UltraFeedback(aspect=aspect, llm=judge_llm)
+            task = import_distilabel("distilabel.steps.tasks").UltraFeedback(aspect=aspect, llm=constrained)
         desc = f"judge: {aspect}" + (f" ({n} candidates)" if len(groups) > 1 else "")
         result = run(task, group, desc=desc, progress=progress, cache=cache, cache_dir=cache_dir)
         steps.append(result.report)

@@ -24,9 +24,14 @@ pytestmark = pytest.mark.skipif(not SERVING, reason="needs transformers' serving
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory, tiny_path) -> dict[str, Any]:
+    import pandas as pd
+
     import smolsynth
     from smolsynth.cards import dataset_card
-    from smolsynth.generation import generate
+    from smolsynth.generation import generate, llm_for
+    from smolsynth.pipelines import build_pipeline
+    from smolsynth.runner import run_pipeline
+    from smolsynth.ultrafeedback import judge_llm
     from smolsynth.recipes import run_recipe
     from smolsynth.servers import LocalServer, ServerLLM
 
@@ -34,7 +39,9 @@ def made(tmp_path_factory, tiny_path) -> dict[str, Any]:
     with private_home(tmp_path_factory, tiny_path, "nb08"), LocalServer("smolsynth/tiny") as server:
         namespace = {"____": ____, "ex": nb08, "SEED": 0, "MAX_NEW_TOKENS": 16, "TINY": True, "folder": folder,
                      "server": server, "generate": generate, "run_recipe": run_recipe, "dataset_card": dataset_card,
-                     "ServerLLM": ServerLLM, "smolsynth": smolsynth, "model_id": "smolsynth/tiny"}
+                     "ServerLLM": ServerLLM, "smolsynth": smolsynth, "model_id": "smolsynth/tiny",
+                     "tasks": smolsynth.import_distilabel("distilabel.steps.tasks"), "pd": pd, "llm_for": llm_for,
+                     "judge_llm": judge_llm, "build_pipeline": build_pipeline, "run_pipeline": run_pipeline}
         out = {"folder": folder, "server": server}
         for tag in ("solution", "starter"):
             cells = {}
@@ -62,7 +69,29 @@ def made(tmp_path_factory, tiny_path) -> dict[str, Any]:
     return out
 
 
-_q1, _q2, _q3 = (functools.partial(solution_with, name=name) for name in ("q1", "q2", "q3"))
+_q1, _q2, _q3, _q4 = (functools.partial(solution_with, name=name) for name in ("q1", "q2", "q3", "q4"))
+
+
+def _pipeline(rows=3, judge=True, **answer):
+    """A pipeline built as the learner builds one (not run): ``rows`` instructions, answers, then the judge."""
+    from distilabel.steps.tasks import TextGeneration, UltraFeedback
+
+    from smolsynth.generation import llm_for
+    from smolsynth.pipelines import build_pipeline
+    from smolsynth.ultrafeedback import judge_llm
+
+    settings = {"system_prompt": "Answer briefly.", "num_generations": 2, "group_generations": True, **answer}
+    steps = [TextGeneration(llm=llm_for("smolsynth/tiny", max_new_tokens=8), **settings)]
+    steps.append(UltraFeedback(llm=judge_llm(2, model="smolsynth/tiny"), input_mappings={"generations": "generation"})
+                 if judge else TextGeneration(llm=llm_for("smolsynth/tiny", max_new_tokens=8)))
+    return {"my_pipeline": build_pipeline([{"instruction": f"Q{i}?"} for i in range(rows)], steps)}
+
+
+def _rated(m, edit):
+    rows = copy.deepcopy(m["solution"]["q3"]["my_rated"])
+    for row in rows:
+        edit(row)
+    return _q3(m, my_rated=rows)
 
 
 def _recipe(m, edit):
@@ -76,7 +105,7 @@ def _unfinished(m):
     if not run.exists():
         import shutil
 
-        shutil.copytree(m["solution"]["q3"]["my_run"], run)
+        shutil.copytree(m["solution"]["q4"]["my_run"], run)
         record = json.loads((run / "run.json").read_text())
         record.pop("finished")
         (run / "run.json").write_text(json.dumps(record))
@@ -119,14 +148,34 @@ CASES: dict[str, dict[str, Any]] = {
         "exercise": nb08.q3,
         "correct": _q3,
         "incorrect": {
-            "not a run folder": (lambda m: _q3(m, my_run=m["folder"]), "it should be the folder"),
-            "unfinished": (lambda m: _q3(m, my_run=_unfinished(m)), "has not finished"),
-            "one step": (lambda m: _q3(m, my_run=m["one_step"]), "at least two"),
-            "the card of another run": (lambda m: _q3(m, my_card=__import__("smolsynth.cards", fromlist=["x"])
-                                                      .dataset_card(m["one_step"])), "is not the card of `my_run`"),
-            "not a card": (lambda m: _q3(m, my_card="my card"), "should be the text"),
+            "not a pipeline": (lambda m: _q3(m, my_pipeline="my pipeline"), "it should be what `build_pipeline"),
+            "answers only": (lambda m: _q3(m, my_pipeline=_pipeline(judge=False)["my_pipeline"]),
+                             "then UltraFeedback (the judge)"),
+            "one answer per instruction": (lambda m: _q3(m, my_pipeline=_pipeline(num_generations=1)["my_pipeline"]),
+                                           "num_generations=2"),
+            "no system prompt": (lambda m: _q3(m, my_pipeline=_pipeline(system_prompt=None)["my_pipeline"]),
+                                 "has no `system_prompt`"),
+            "two instructions": (lambda m: _q3(m, my_pipeline=_pipeline(rows=2)["my_pipeline"]), "at least 3"),
+            "rows of another pipeline": (lambda m: _rated(m, lambda r: r.update(instruction="Another question?")),
+                                         "did not read"),
+            "answers, not ratings": (lambda m: _rated(m, lambda r: r.pop("ratings")), "lack one rating per answer"),
+            "no rows": (lambda m: _q3(m, my_rated=[]), "has no rows"),
+            "not rows": (lambda m: _q3(m, my_rated="rows"), "my_rated is a str"),
         },
-        "not_attempted": [lambda m: m["starter"]["q3"], lambda m: {**_q3(m), "my_card": ____}],
+        "not_attempted": [lambda m: m["starter"]["q3"], lambda m: {**_q3(m), "my_rated": ____}],
+    },
+    "08_beyond.q4": {
+        "exercise": nb08.q4,
+        "correct": _q4,
+        "incorrect": {
+            "not a run folder": (lambda m: _q4(m, my_run=m["folder"]), "it should be the folder"),
+            "unfinished": (lambda m: _q4(m, my_run=_unfinished(m)), "has not finished"),
+            "one step": (lambda m: _q4(m, my_run=m["one_step"]), "at least two"),
+            "the card of another run": (lambda m: _q4(m, my_card=__import__("smolsynth.cards", fromlist=["x"])
+                                                      .dataset_card(m["one_step"])), "is not the card of `my_run`"),
+            "not a card": (lambda m: _q4(m, my_card="my card"), "should be the text"),
+        },
+        "not_attempted": [lambda m: m["starter"]["q4"], lambda m: {**_q4(m), "my_card": ____}],
     },
 }
 
@@ -138,7 +187,7 @@ def test_a_shipped_recipe_unchanged_is_not_your_own(made) -> None:
     from smolsynth.cards import dataset_card
 
     shipped = made["shipped_run"]
-    feedback = nb08.q3.evaluate(my_run=shipped, my_card=dataset_card(shipped))
+    feedback = nb08.q4.evaluate(my_run=shipped, my_card=dataset_card(shipped))
     assert feedback.status == "incorrect" and "the shipped `instructions` recipe as it is" in feedback.message
 
 

@@ -27,21 +27,22 @@ judge_llm = llm.model_copy(update={"structured_output": {"format": "regex", "sch
 tasks = [TextGeneration(llm=llm, num_generations=2, group_generations=True),
          UltraFeedback(llm=judge_llm, input_mappings={"generations": "generation"})]
 data = [{"instruction": f"Name thing number {i}."} for i in range(7)]
-mode, cache_dir = sys.argv[1], sys.argv[2]
+mode, cache_dir, pipeline_cache_dir = sys.argv[1], sys.argv[2], sys.argv[3] or tempfile.mkdtemp()
 if mode == "in-process":
     first = run(tasks[0], data, batch_size=3, cache_dir=cache_dir, allow_truncated=True, progress=False)
     rows = run(tasks[1], first.dataset, batch_size=3, cache_dir=cache_dir, allow_truncated=True, progress=False).rows
 else:
     pipeline = build_pipeline(data, tasks, batch_size=3, ray=mode == "ray", cache_dir=cache_dir,
-                              allow_truncated=True, pipeline_cache_dir=tempfile.mkdtemp())
+                              allow_truncated=True, pipeline_cache_dir=pipeline_cache_dir)
     rows = run_pipeline(pipeline, use_cache=False)["default"]["train"].to_list()
 keep = ("instruction", "generation", "ratings", "rationales")
 print("ROWS " + json.dumps(sorted(({k: r[k] for k in keep} for r in rows), key=lambda r: r["instruction"])))
 """
 
 
-def _rows(tmp_path: Path, mode: str, cache_dir: Path, env: dict | None = None, timeout: float = 300) -> list:
-    code = f"import sys; sys.argv = ['-c', {mode!r}, {str(cache_dir)!r}]\n" + SCRIPT
+def _rows(tmp_path: Path, mode: str, cache_dir: Path, env: dict | None = None, timeout: float = 300,
+          pipeline_cache: Path | None = None) -> list:
+    code = f"import sys; sys.argv = ['-c', {mode!r}, {str(cache_dir)!r}, {str(pipeline_cache or '')!r}]\n" + SCRIPT
     result = run_python(code, env=env, timeout=timeout, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("ROWS "))
@@ -72,8 +73,11 @@ def test_a_pipeline_reads_the_batches_the_runner_stored(tmp_path, tiny_path):
     first = _rows(tmp_path, "in-process", cache, env=env)
     stored = _batch_files(cache)
     assert len(stored) == 6  # 3 batches of each step
-    assert _rows(tmp_path, "pipeline", cache, env=env) == first
+    assert _rows(tmp_path, "pipeline", cache, env=env, pipeline_cache=tmp_path / "distilabel") == first
     assert _batch_files(cache) == stored  # every batch came from the cache: none was computed again
+    # Run again with distilabel's own cache of the first run in place: distilabel rebuilds the steps from its
+    # pipeline.yaml then (even with use_cache=False), and a RunnerStep must come back with its task.
+    assert _rows(tmp_path, "pipeline", cache, env=env, pipeline_cache=tmp_path / "distilabel") == first
 
 
 @pytest.fixture
@@ -139,3 +143,21 @@ def test_a_failed_batch_is_reported_and_left_out_not_passed_on_as_empty_rows(tin
     assert out == [[]]
     assert "batch 0 raised exception: KeyError" in caplog.text and "1 rows are left out" in caplog.text
     assert not list(tmp_path.rglob("batch-*.json"))  # a failed batch is never cached
+
+
+def test_a_steps_signature_follows_its_task_settings(tiny_path):
+    """distilabel reuses a step's outputs from its own cache (``use_cache=True``, its default) when the step's
+    signature matches: the task's settings must be in it, so that a changed setting misses."""
+    from distilabel.steps.tasks import TextGeneration
+
+    from smolsynth.llm import LocalLLM
+    from smolsynth.pipelines import RunnerStep, build_pipeline
+
+    def signature(temperature):
+        llm = LocalLLM("smolsynth/tiny", generation_kwargs={"temperature": temperature})
+        pipeline = build_pipeline([{"instruction": "Hi"}], [TextGeneration(llm=llm)])
+        step = next(pipeline.dag.get_step(n)["step"] for n in pipeline.dag
+                    if isinstance(pipeline.dag.get_step(n)["step"], RunnerStep))
+        return step.signature
+
+    assert signature(0.7) == signature(0.7) != signature(1.0)

@@ -19,11 +19,11 @@
 #    is down;
 # 2. **as a recipe**: the steps in a TOML file, run by `smolsynth run` from a terminal or a scheduler, resumable
 #    after a crash;
-# 3. **with an estimate first**: a pilot of a few rows says how long the full run will take on this machine;
-# 4. **published with a card**: the data on the Hub, private by default, with a dataset card made from what the run
+# 3. **as a pipeline**: distilabel's `Pipeline`, every step its own process, or its `RayPipeline` on a cluster of
+#    machines, with the same rows as the notebook's steps;
+# 4. **with an estimate first**: a pilot of a few rows says how long the full run will take on this machine;
+# 5. **published with a card**: the data on the Hub, private by default, with a dataset card made from what the run
 #    recorded.
-#
-# Scaling out on a Ray cluster (distilabel's `RayPipeline`) is not part of the course yet.
 
 # %% [markdown]
 # ## 1. Parameters
@@ -33,6 +33,7 @@ ROWS = 6  # instructions the recipe makes
 MAX_NEW_TOKENS = 128  # token budget of an answer
 PILOT_ROWS = 10  # rows of the pilot run the estimate extrapolates from
 SEED = 0
+USE_RAY = False  # True: run the pipeline on Ray (a local cluster, or the one RAY_ADDRESS names)
 
 # %%
 from smolsynth import course
@@ -182,7 +183,55 @@ again = run_recipe(recipe_path, run_folder)
 sorted(p.name for p in run_folder.iterdir())
 
 # %% [markdown]
-# ## 4. Estimate before a big run
+# ## 4. A pipeline: every step its own process, or a Ray cluster
+#
+# A recipe runs its steps one after another in one process. distilabel's `Pipeline` runs each step in a process of
+# its own, passing batches along as they finish, and its `RayPipeline` spreads the steps over the machines of a Ray
+# cluster. `build_pipeline` puts distilabel tasks, the same tasks the course's functions run, into one: here answers
+# (two per instruction) and then a judge that rates them, its decoding constrained as in notebook 02 (`judge_llm`).
+
+# %%
+from smolsynth.generation import llm_for
+from smolsynth.pipelines import build_pipeline
+from smolsynth.runner import run, run_pipeline
+from smolsynth.ultrafeedback import judge_llm
+
+tasks = smolsynth.import_distilabel("distilabel.steps.tasks")
+questions = [{"instruction": q} for q in ["Name a fruit that is red.", "Why do cats purr?",
+                                          "Give me a tip for packing light.", "What is a haiku?"]]
+answer = tasks.TextGeneration(llm=llm_for(model_id, seed=SEED, max_new_tokens=MAX_NEW_TOKENS, temperature=0.7),
+                              system_prompt="Answer in at most three short sentences.", num_generations=2,
+                              group_generations=True)
+rate = tasks.UltraFeedback(llm=judge_llm(2, model=model_id, seed=SEED), input_mappings={"generations": "generation"})
+pipeline = build_pipeline(questions, [answer, rate], ray=USE_RAY, allow_truncated=TINY)
+distiset = run_pipeline(pipeline, use_cache=False)
+rated = distiset["default"]["train"].to_list()
+pd.DataFrame(rated)[["instruction", "generation", "ratings"]]
+
+# %% [markdown]
+# A pipeline changes where the steps run, not what they make: on the course's 135M model the ratings are as weak as
+# notebook 02's judge-sanity check found them (read a few rationales), and a bigger judge is the fix there too.
+#
+# Each step does to a batch what `run` does in a notebook: it reads the content cache, seeds the batch from its
+# content, and sets aside truncated or unparsed rows. So the same tasks run here, one after the other, give the same
+# rows, and they come from the cache the pipeline filled, without a token generated:
+
+# %%
+here = run(rate, run(answer, questions, allow_truncated=TINY).dataset, allow_truncated=TINY)
+columns = ("instruction", "generation", "ratings")
+print(here.report)
+print("same rows as the pipeline:", [{c: r[c] for c in columns} for r in here.rows]
+      == [{c: r[c] for c in columns} for r in rated])
+
+# %% [markdown]
+# **On a cluster**: start Ray on each machine (`ray start --head` on one, `ray start --address=<head>:6379` on the
+# others), with the same environment everywhere (`pip install -c constraints.txt -e ".[ray]"` in a clone), then set
+# `RAY_ADDRESS=<head>:6379` and build with `ray=True` (`USE_RAY` above). Without `RAY_ADDRESS`, `ray=True` starts a
+# Ray on this machine: the same code, one node. The model must be where every node finds it: a hub id, or a path on
+# a shared disk.
+
+# %% [markdown]
+# ## 5. Estimate before a big run
 #
 # How long would 500 instructions take on this machine? `estimate_recipe` runs a pilot of a few rows (nothing is
 # cached or kept) and extrapolates: the rows each step keeps, the tokens, and the minutes of the batches a CPU
@@ -193,7 +242,7 @@ estimate = estimate_recipe(recipe_path, changes=["1.rows=500"], pilot_rows=PILOT
 print(estimate)
 
 # %% [markdown]
-# ## 5. Publish, with a card made from what happened
+# ## 6. Publish, with a card made from what happened
 #
 # Everything stays on this machine until you ask. A dataset card says which model made the data and under which
 # licence, the prompts, the settings, what every step dropped and why, the recipe, and the smolsynth version, all read
@@ -219,7 +268,7 @@ except RuntimeError as err:
     print(err)
 
 # %% [markdown]
-# ## 6. Exercises
+# ## 7. Exercises
 #
 # Replace every `____`, run the cell, then run the check below it. `ex.q1.hint()` gives a hint, `ex.q1.solution()` a
 # worked solution.
@@ -261,17 +310,40 @@ my_answers = generate(["What is a haiku?", "Name a river in Africa.", "How do I 
 my_answers.report
 
 # %% [markdown]
-# ### Exercise 3 🦁 A run of your own, with its card
+# ### Exercise 3 🐕 A pipeline of your own
+#
+# Build `my_pipeline` with `build_pipeline`: at least three instructions of your own, answered twice each by a
+# `TextGeneration` with a system prompt of your own, then rated by `UltraFeedback` (its LLM from `judge_llm`). Run it
+# and put the rated rows in `my_rated`.
+
+# %% exercise="q3" tags=["starter"]
+my_pipeline = ____  # build_pipeline([{"instruction": ...}, ...], [tasks.TextGeneration(...), ...])
+my_rated = ____  # run_pipeline(my_pipeline, use_cache=False)["default"]["train"].to_list()
+
+# %% exercise="q3" tags=["solution"]
+my_pipeline = build_pipeline(
+    [{"instruction": q} for q in ["How do I keep basil fresh?", "What is a sourdough starter?",
+                                  "Why do onions sting?"]],
+    [tasks.TextGeneration(llm=llm_for(model_id, seed=SEED, max_new_tokens=MAX_NEW_TOKENS, temperature=0.7),
+                          system_prompt="You are a patient cooking teacher. Answer in two sentences.",
+                          num_generations=2, group_generations=True),
+     tasks.UltraFeedback(llm=judge_llm(2, model=model_id, seed=SEED), input_mappings={"generations": "generation"})],
+    allow_truncated=TINY)
+my_rated = run_pipeline(my_pipeline, use_cache=False)["default"]["train"].to_list()
+pd.DataFrame(my_rated)[["instruction", "ratings"]]
+
+# %% [markdown]
+# ### Exercise 4 🦁 A run of your own, with its card
 #
 # Write a recipe of your own use case (not the course's, at least two steps), run it into `my_run` (a folder), and
 # put its dataset card in `my_card`. The check reads the folder: the run finished, and the card tells every step and
 # what it dropped.
 
-# %% exercise="q3" tags=["starter"]
+# %% exercise="q4" tags=["starter"]
 my_run = ____  # the folder run_recipe(<your recipe>, <folder>) wrote
 my_card = ____  # dataset_card(my_run)
 
-# %% exercise="q3" tags=["solution"]
+# %% exercise="q4" tags=["solution"]
 my_run = folder / "runs" / "mine"
 run_recipe({"name": "cooking-questions", "seed": SEED, "step": [
     {"kind": "magpie", "rows": 4, "max_new_tokens": 128,

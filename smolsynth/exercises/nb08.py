@@ -1,9 +1,10 @@
 """Exercises of notebook 08, "Beyond the notebook".
 
 ``q1`` 🐢 the learner writes a recipe, loaded as ``smolsynth run`` loads it; ``q2`` 🐕 sends instructions of their
-own to the running server through a ``ServerLLM``; ``q3`` 🦁 runs a recipe of their own use case and reads its
-dataset card. The checks recompute what they judge (the loaded recipe, the result's model and accounting, the run
-folder's record and the card made from it), so they hold for the tiny model and a real one.
+own to the running server through a ``ServerLLM``; ``q3`` 🐕 builds and runs a distilabel pipeline of their own
+(answers, then a judge); ``q4`` 🦁 runs a recipe of their own use case and reads its dataset card. The checks
+recompute what they judge (the loaded recipe, the result's model and accounting, the pipeline's steps and the rows
+against them, the run folder's record and the card made from it), so they hold for the tiny model and a real one.
 
     >>> from smolsynth.exercises import ____, nb08
     >>> nb08.q1.evaluate(my_recipe=____).status
@@ -104,9 +105,64 @@ class AskTheServer(Exercise):
                 "The same call runs against vLLM or a hosted provider: only `base_url` and the model change.")
 
 
-class OwnRun(Exercise):
+class OwnPipeline(Exercise):
     notebook = NOTEBOOK
     name = "q3"
+    title = "A pipeline of your own"
+    level = Level.VARIANT
+    variables = ("my_pipeline", "my_rated")
+    hints = (
+        "`build_pipeline(rows, [answer_task, judge_task])`: the rows are `[{'instruction': ...}, ...]`; the answer "
+        "task is a `TextGeneration(llm=..., system_prompt=..., num_generations=2, group_generations=True)`.",
+        "The judge: `UltraFeedback(llm=judge_llm(2, model=model_id), input_mappings={'generations': 'generation'})`; "
+        "then `my_rated = run_pipeline(my_pipeline, use_cache=False)['default']['train'].to_list()`.",
+    )
+
+    def _check(self, my_pipeline: Any, my_rated: Any) -> str:
+        from smolsynth.pipelines import RunnerStep
+        from smolsynth.rows import as_rows
+        from smolsynth.verbosity import import_distilabel
+
+        pipelines = import_distilabel("distilabel.pipeline")
+        expect(isinstance(my_pipeline, pipelines.base.BasePipeline), f"`my_pipeline` is a "
+               f"{type(my_pipeline).__name__}; it should be what `build_pipeline(rows, [answer, rate])` returns.")
+        steps = [my_pipeline.dag.get_step(name)["step"] for name in my_pipeline.dag]
+        runners = [s.task for s in steps if isinstance(s, RunnerStep)]
+        expect(len(runners) == 2, f"`my_pipeline` has {len(runners)} task(s); give `build_pipeline` two: the answers, "
+                                  "then the judge.")
+        answer, rate = runners
+        expect(type(answer).__name__ == "TextGeneration" and type(rate).__name__ == "UltraFeedback",
+               f"The tasks are {type(answer).__name__} then {type(rate).__name__}; make them TextGeneration (the "
+               "answers), then UltraFeedback (the judge).")
+        expect((answer.num_generations or 1) >= 2 and answer.group_generations,
+               "The judge compares answers: give TextGeneration `num_generations=2, group_generations=True`, so "
+               "that each row has a list of answers.")
+        expect(bool(str(answer.system_prompt or "").strip()), "The answer task has no `system_prompt`: give it one "
+                                                              "of your own.")
+        data = next((getattr(s, "data", None) for s in steps if not isinstance(s, RunnerStep)), None) or []
+        instructions = {row.get("instruction") for row in data}
+        expect(len(instructions) >= MIN_ANSWERS, f"The pipeline reads {len(instructions)} instruction(s); give it "
+                                                 f"at least {MIN_ANSWERS} of your own.")
+        if hasattr(my_rated, "keys") and "default" in my_rated:  # the Distiset itself
+            my_rated = my_rated["default"]["train"]
+        try:
+            rows = as_rows(my_rated, argument="my_rated")
+        except TypeError as err:
+            raise Incorrect(f"{err} (`run_pipeline(my_pipeline, use_cache=False)['default']['train']`)") from None
+        expect(rows, "`my_rated` has no rows: every row was set aside. Give the answers a larger token budget.")
+        expect(all(row.get("instruction") in instructions for row in rows),
+               "`my_rated` holds rows that `my_pipeline` did not read: run `my_pipeline` itself.")
+        unrated = [r for r in rows if not isinstance(r.get("ratings"), list)
+                   or len(r["ratings"]) != len(r.get("generation") or [])]
+        expect(not unrated, f"{len(unrated)} row(s) of `my_rated` lack one rating per answer: put the last step's "
+                            "rows in `my_rated` (`distiset['default']['train']`).")
+        return (f"{len(rows)} of {len(instructions)} instructions answered twice and rated, each step in its own "
+                "process. With `ray=True` the same pipeline runs on a Ray cluster.")
+
+
+class OwnRun(Exercise):
+    notebook = NOTEBOOK
+    name = "q4"
     title = "A run of your own, with its card"
     level = Level.OWN
     variables = ("my_run", "my_card")
@@ -147,5 +203,6 @@ class OwnRun(Exercise):
 
 q1 = WriteARecipe()
 q2 = AskTheServer()
-q3 = OwnRun()
-EXERCISES = (q1, q2, q3)
+q3 = OwnPipeline()
+q4 = OwnRun()
+EXERCISES = (q1, q2, q3, q4)
