@@ -8,6 +8,10 @@ estimate")::
 The recipe: Magpie ``--rows`` instructions (128 tokens), then greedy answers ("at most three short sentences", 128
 tokens), the result cache off in both, on the embedded SmolLM2-135M. Both run in this process, the estimate first;
 the model is loaded once (the estimate counts its load apart), so the table compares the steps' seconds.
+
+``--fit`` measures instead what the estimate's batch-cost model rests on (``recipes.STEP_COST_ROWS``): the recipe at
+10, 20 and 40 rows (one batch each), each step's seconds fitted as ``a + b * rows``; ``a / b`` is how many rows cost
+as much as the batch's fixed part (the decoding steps themselves), the ``k`` of ``1 + rows / k``.
 """
 
 from __future__ import annotations
@@ -36,9 +40,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--pilot-rows", type=int, default=10)
     parser.add_argument("--model", default="smolsynth/smollm2-135m")
+    parser.add_argument("--fit", action="store_true", help="fit the batch-cost model instead (see above)")
     args = parser.parse_args()
 
     from smolsynth.recipes import estimate_recipe, run_recipe
+
+    if args.fit:
+        fit(args.model)
+        return
 
     estimate = estimate_recipe(recipe(args.rows), model=args.model, pilot_rows=args.pilot_rows)
     print(estimate)
@@ -56,6 +65,32 @@ def main() -> None:
               f"{done['seconds']:.1f} s |")
     estimated = sum(s["minutes"] for s in steps) * 60
     print(f"| steps in all | | | | | {estimated:.1f} s | {total:.1f} s ({(estimated / total - 1) * 100:+.0f}%) |")
+
+
+def fit(model: str, sizes: tuple = (10, 20, 40)) -> None:
+    import contextlib
+    import io
+
+    import torch
+
+    from smolsynth.llm import LocalLLM
+    from smolsynth.recipes import run_recipe
+
+    LocalLLM(model).load()
+    times: dict = {}
+    for rows in sizes:
+        with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
+            record = run_recipe(recipe(rows), Path(folder) / "run", model=model, progress=False)
+        for step in record["steps"]:
+            times.setdefault(step["kind"], []).append((step["report"]["rows_in"], step["report"]["compute_seconds"]))
+    print(f"torch threads: {torch.get_num_threads()}")
+    for kind, points in times.items():
+        n = len(points)
+        mean_x, mean_y = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+        b = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+        a = mean_y - b * mean_x
+        print(f"{kind}: {', '.join(f'{x} rows {y:.1f} s' for x, y in points)}; a = {a:.2f} s, b = {b:.3f} s/row, "
+              f"k = a/b = {a / b:.0f}")
 
 
 if __name__ == "__main__":

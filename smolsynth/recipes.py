@@ -358,10 +358,12 @@ def _to_toml(data: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------------ the estimate
 PILOT_ROWS = 10
 """Rows of the first step in the pilot run that :func:`estimate_recipe` extrapolates from."""
-STEP_COST_ROWS = {1: 11, 2: 16}
-"""A decoding step of a batch of ``b`` sequences costs about ``1 + b / STEP_COST_ROWS[threads]`` times a step of one
-sequence on a CPU, the weights being read once a step whatever the batch: SmolLM2-135M took 102 ms for 1 sequence,
-197 for 8 and 376 for 32 at 1 torch thread, 98, 167 and 292 ms at 2 (benchmarks/README.md)."""
+STEP_COST_ROWS = {1: 26, 2: 20}
+"""A batch of ``b`` rows costs about ``1 + b / STEP_COST_ROWS[threads]`` times a batch of one row on a CPU: the
+decoding steps are the fixed part (the weights are read once a step, whatever the batch), each row adds its prefill
+and its share of the steps (finished rows leave the batch). Fitted on SmolLM2-135M, Magpie and answers at 10, 20 and
+40 rows in one batch each: k = 23 and 18 at 2 torch threads, 30 and 22 at 1 (``benchmarks/bench_estimate.py
+--fit``; benchmarks/README.md)."""
 T4_SPEEDUP = 3.5
 """Tokens per second of a Colab T4 on the GPU profile's default model (SmolLM2-1.7B, fp16) over this 2-core CPU's on
 SmolLM2-135M: an estimate from memory bandwidth, not a measurement (notebooks/manifest.toml says why)."""
