@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from smolsynth.rows import Result, Row
+from smolsynth.rows import Result, Row, read_jsonl, write_jsonl
 
 __all__ = ["DROPPED_FILE", "FUNNEL_FILE", "Funnel", "Stage", "course_funnel"]
 
@@ -220,9 +220,7 @@ class Funnel:
         out.mkdir(parents=True, exist_ok=True)
         (out / FUNNEL_FILE).write_text(json.dumps({"name": self.name, "stages": [asdict(s) for s in self.stages]},
                                                   indent=1) + "\n", encoding="utf-8")
-        with open(out / DROPPED_FILE, "w", encoding="utf-8") as f:
-            for row in self.dropped_rows:
-                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        write_jsonl(out / DROPPED_FILE, self.dropped_rows)
         return out
 
     @classmethod
@@ -232,10 +230,7 @@ class Funnel:
         if not (folder / FUNNEL_FILE).is_file():
             return cls(name or folder.name)
         data = json.loads((folder / FUNNEL_FILE).read_text(encoding="utf-8"))
-        dropped = []
-        if (folder / DROPPED_FILE).is_file():
-            dropped = [json.loads(line) for line in (folder / DROPPED_FILE).read_text(encoding="utf-8").splitlines()
-                       if line.strip()]
+        dropped = read_jsonl(folder / DROPPED_FILE) if (folder / DROPPED_FILE).is_file() else []
         return cls(name or data["name"], [Stage(**s) for s in data["stages"]], dropped)
 
 

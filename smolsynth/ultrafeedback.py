@@ -302,11 +302,11 @@ class JudgeSanity:
 def judge_probes() -> List[Row]:
     """The probe set shipped with smolsynth: instructions with a clearly good and a clearly bad answer (off-topic,
     cut off, a refusal, a wrong fact), written by hand, not generated."""
-    import json
     from pathlib import Path
 
-    path = Path(__file__).parent / "data" / "judge_probes.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from smolsynth.rows import read_jsonl
+
+    return read_jsonl(Path(__file__).parent / "data" / "judge_probes.jsonl")
 
 
 def judge_sanity(*, model: Optional[str] = None, aspect: str = "overall-rating", temperature: float = 0.0,

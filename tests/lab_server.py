@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 import pytest
+
+from smolsynth.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("SMOLSYNTH_CHROMIUM", "/usr/bin/chromium"))
@@ -33,12 +34,6 @@ TOKEN = "smolsynth-browser-test"
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(),
                                     reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_server(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -65,7 +60,7 @@ def jupyter_lab(root: Path, home: Path, log_path: Path, *, notebook: str,
         path = home / "settings" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings))
-    port, token = _free_port(), TOKEN
+    port, token = free_port(), TOKEN
     full_env = {**os.environ, "SMOLSYNTH_FAST": "1", "SMOLSYNTH_MODEL": "smolsynth/tiny", "SMOLSYNTH_STRICT": "1",
                 "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                 "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
