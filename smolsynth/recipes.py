@@ -111,10 +111,14 @@ def _sft_rows(rows: List[Row]):
     return to_sft(rows).rows
 
 
+# A training step killed midway resumes from its last checkpoint (see training._train_and_save); one is kept.
+CHECKPOINTS = {"save_strategy": "steps", "save_steps": 50, "save_total_limit": 1}
+
+
 def _sft(rows: Optional[List[Row]], ctx: "_Context", **params: Any):
     from smolsynth.training import sft
 
-    params.setdefault("gradient_accumulation_steps", 1)
+    params = {**CHECKPOINTS, "gradient_accumulation_steps": 1, **params}
     return sft(_sft_rows(rows), model=ctx.model, output_dir=str(ctx.out / f"{ctx.number}-sft"), seed=ctx.seed,
                **params)
 
@@ -123,7 +127,7 @@ def _dpo(rows: Optional[List[Row]], ctx: "_Context", **params: Any):
     from smolsynth.training import dpo
 
     pairs = ctx.latest(lambda r: "chosen" in r and "rejected" in r, "preference pairs (a 'preferences' step)")
-    params.setdefault("gradient_accumulation_steps", 1)
+    params = {**CHECKPOINTS, "gradient_accumulation_steps": 1, **params}
     return dpo(pairs, model=ctx.checkpoint or ctx.model, output_dir=str(ctx.out / f"{ctx.number}-dpo"),
                seed=ctx.seed, **params)
 

@@ -58,6 +58,7 @@ import gc
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -550,13 +551,27 @@ def _train_and_save(trainer: Any, checked: Result, *, output_dir: str,
                     profile: TrainingProfile, before: dict[str, Any] | None, metrics: dict[str, Any], t_start: float,
                     keep_model: bool) -> TrainingResult:
     """Train, then save as :func:`save_checkpoint` does, with the account of the rows :func:`sft`/:func:`dpo`
-    checked."""
+    checked.
+
+    With checkpoints on (``save_strategy="steps"``, ``save_steps=N``: what a recipe's training steps use), a
+    ``checkpoint-*`` folder that an interrupted run left in ``output_dir`` is resumed from (weights, optimizer,
+    scheduler, data order and random state: the steps after it are the steps an uninterrupted run takes), and the
+    checkpoints are deleted once the final model is saved."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    saving = str(getattr(trainer.args.save_strategy, "value", trainer.args.save_strategy)) != "no"
+    resume = get_last_checkpoint(output_dir) if saving and Path(output_dir).is_dir() else None
+    if resume is not None:
+        metrics = {**metrics, "resumed_from": Path(resume).name}
     with measured() as cost:
-        trainer.train()
+        trainer.train(resume_from_checkpoint=resume)
     with quiet_training():
-        return _save_checkpoint(trainer, output_dir, started_from=metrics["model"], before=before, cost=cost,
-                                profile=profile, account=metrics, checked=checked, t_start=t_start,
-                                keep_model=keep_model)
+        result = _save_checkpoint(trainer, output_dir, started_from=metrics["model"], before=before, cost=cost,
+                                  profile=profile, account=metrics, checked=checked, t_start=t_start,
+                                  keep_model=keep_model)
+    for folder in Path(output_dir).glob("checkpoint-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+    return result
 
 
 def _release() -> None:

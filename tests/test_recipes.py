@@ -163,3 +163,41 @@ def test_training_steps_take_trls_config_fields_and_suggest_a_misspelt_one() -> 
     assert recipe["step"][2]["learning_rate"] == 5e-4 and recipe["step"][3]["beta"] == 0.2
     with pytest.raises(ValueError, match=r"unknown setting\(s\) \['learnig_rate'\]; did you mean learning_rate\?"):
         load_recipe("course", changes=["3.learnig_rate=5e-4"])
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_kill_9_in_the_middle_of_training_resumes_from_its_checkpoint(tmp_path, tiny_path) -> None:
+    import torch
+
+    args = ["course", *[a for change in ("1.rows=4", "3.max_steps=6", "3.save_steps=2", "4.max_steps=1")
+                        for a in ("--set", change)]]
+    whole = _cli(tmp_path / "whole", _home(tmp_path, "home-a", tiny_path), *args)
+    assert whole.wait(timeout=900) == 0, whole.stdout.read()
+
+    out, home = tmp_path / "killed", _home(tmp_path, "home-b", tiny_path)
+    first = _cli(out, home, *args)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # kill once SFT has saved a checkpoint (written last: its trainer state)
+        if any((c / "trainer_state.json").exists() for c in (out / "3-sft").glob("checkpoint-*")):
+            break
+        time.sleep(0.02)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    assert first.returncode == -signal.SIGKILL and not (out / "3-sft" / "model.safetensors").exists()
+    second = _cli(out, home, *args)
+    log = second.stdout.read()
+    assert second.wait(timeout=900) == 0, log
+    record = json.loads((out / "run.json").read_text())
+    sft = next(s for s in record["steps"] if s["kind"] == "sft")
+    assert sft["metrics"]["resumed_from"].startswith("checkpoint-") and sft["metrics"]["train_steps"] == 6
+    assert not list((out / "3-sft").glob("checkpoint-*"))  # deleted once the model was saved
+    for step in ("3-sft", "4-dpo"):  # the steps after the checkpoint were the uninterrupted run's steps
+        resumed, uninterrupted = _weights(out / step), _weights(tmp_path / "whole" / step)
+        assert resumed.keys() == uninterrupted.keys()
+        assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), step
+    assert _outputs(out) == _outputs(tmp_path / "whole")

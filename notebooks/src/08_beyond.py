@@ -175,8 +175,9 @@ record = run_recipe(recipe_path, run_folder)
 
 # %% [markdown]
 # The folder has everything: each step's kept and dropped rows, `run.json` (versions, model, each step's report) and
-# `summary.md`. **Run the same command again** after a crash and it resumes: finished steps are read back, and a step
-# cut off midway gets its finished batches back from the cache. Here everything is finished, so nothing runs again:
+# `summary.md`. **Run the same command again** after a crash and it resumes: finished steps are read back, a step
+# cut off midway gets its finished batches back from the cache, and a training step goes on from its last checkpoint.
+# Here everything is finished, so nothing runs again:
 
 # %%
 again = run_recipe(recipe_path, run_folder)
