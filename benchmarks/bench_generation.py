@@ -23,6 +23,12 @@ The last lines are the ratios (higher is better for the engine)::
     engine_vs_raw_generate=<engine tokens/s / raw generate tokens/s>
     judge_speedup=<judge rows/s, speed-ups on / judge rows/s, speed-ups off>
     constrained_vs_free=<constrained tokens/s / unconstrained tokens/s>
+    engine_vs_llamacpp=<engine tokens/s / llama.cpp tokens/s>   (when llama-cpp-python is installed)
+
+On the embedded model, with llama-cpp-python installed (``pip install llama-cpp-python``: it builds from source, a
+few minutes; never a CI requirement; benchmarks/README.md has the build flags for a CPU that reports AMX), (d)
+llama.cpp runs the same model's Q4_1 GGUF, one request at a time (as Ollama serves one user), on the first 16
+prompts.
 
 Usage:
 
@@ -175,6 +181,12 @@ def main() -> None:
 
         systems = {"distilabel": run_distilabel, **systems}
 
+    # (d) llama.cpp on the embedded model's GGUF (Q4_1, what Ollama would run), one request at a time, when
+    # llama-cpp-python is installed (an optional extra: it builds from source)
+    llamacpp = llamacpp_system(args.model, chats[:16], n_new, sampling) if real else None
+    if llamacpp is not None:
+        systems = {**systems, "llamacpp": llamacpp}
+
     print(f"device={args.device} dtype={dtype} threads={torch.get_num_threads()} prompts={len(chats)} "
           f"distilabel_prompts={len(distilabel_chats) if 'distilabel' in systems else 0} "
           f"max_new_tokens={n_new} batch_size={batch_size} repeats={args.repeats} "
@@ -185,8 +197,34 @@ def main() -> None:
     if "distilabel" in rate:
         print(f"engine_vs_distilabel={rate['engine'] / rate['distilabel']:.2f}")
     print(f"engine_vs_raw_generate={rate['engine'] / rate['raw_generate']:.2f}")
+    if "llamacpp" in rate:
+        print(f"engine_vs_llamacpp={rate['engine'] / rate['llamacpp']:.2f}")
     for line in judge_lines:
         print(line)
+
+
+def llamacpp_system(model: str | None, chats: list, n_new: int, sampling: dict):
+    """A function that sends ``chats`` one at a time through llama-cpp-python on the embedded GGUF (the GGUF's own
+    chat template, EOS banned so that each writes ``n_new`` tokens) and returns the tokens written; None when
+    llama-cpp-python is not installed or the model is not the embedded one."""
+    import importlib.util
+
+    from smolsynth import offline
+
+    if importlib.util.find_spec("llama_cpp") is None or not offline.is_embedded(model or ""):
+        return None
+    import torch
+    from llama_cpp import Llama
+
+    llama = Llama(model_path=str(offline.embedded_gguf()), n_ctx=2048, n_threads=torch.get_num_threads(),
+                  verbose=False, seed=0)
+    banned = {llama.token_eos(): -1e9}
+
+    def run() -> int:
+        return sum(llama.create_chat_completion(messages=c, max_tokens=n_new, logit_bias=banned, top_k=0,
+                                                **sampling)["usage"]["completion_tokens"] for c in chats)
+
+    return run
 
 
 def output_tokens(outputs: list[dict]) -> int:

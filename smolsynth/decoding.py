@@ -65,9 +65,15 @@ class Speedups:
     preallocate: bool = True
     compact: bool = True
     fast_sampling: bool = True
+    parallel_grammar: bool = True  # the grammar's next-token masks of a batch's rows filled on several threads
 
 
 _speedups = Speedups()
+
+
+def current_speedups() -> Speedups:
+    """The speed-ups in force here (see :func:`speedups`)."""
+    return _speedups
 
 
 @contextlib.contextmanager

@@ -212,6 +212,11 @@ class GrammarConstraint:
         self.next_check = [max_new_tokens] * len(grammars)
         self.max_new_tokens = max_new_tokens
         self.margin = max(2, min(CLOSE_MARGIN, max_new_tokens // 4))
+        from smolsynth.decoding import current_speedups
+
+        # The masks are filled between two model steps, when torch's threads are idle: use as many.
+        self.batch = (xgr.BatchGrammarMatcher(max_threads=max(1, torch.get_num_threads()))
+                      if current_speedups().parallel_grammar and len(grammars) > 1 else None)
 
     def mask(self, rows: Sequence[Optional[int]], step: int, scores: Any) -> Any:
         """``scores`` (batch row k is prompt ``rows[k]``; None: an ended row) restricted to what each grammar
@@ -222,6 +227,7 @@ class GrammarConstraint:
         force_now: Dict[int, int] = {}
         bitmask = self.tools.xgr.allocate_token_bitmask(len(rows), self.tools.vocab_size)  # all allowed
         constrained: List[int] = []
+        fill: List[int] = []  # batch rows whose grammar mask is filled
         for k, i in enumerate(rows):
             if i is None or not self.active[i]:
                 continue
@@ -239,11 +245,17 @@ class GrammarConstraint:
                 else:
                     self.next_check[i] = remaining - 1
             if self.forced[i]:
-                force_now[k] = self.forced[i].pop(0)
-            matcher.fill_next_token_bitmask(bitmask, k)
+                force_now[k] = self.forced[i].pop(0)  # on the closing path: no mask needed, the token is set
+            else:
+                fill.append(k)
             constrained.append(k)
         if not constrained:
             return scores
+        if self.batch is not None and len(fill) > 1:
+            self.batch.batch_fill_next_token_bitmask([self.matchers[rows[k]] for k in fill], bitmask, indices=fill)
+        else:
+            for k in fill:
+                self.matchers[rows[k]].fill_next_token_bitmask(bitmask, k)
         device = scores.device
         if device.type == "cuda":
             self.tools.xgr.apply_token_bitmask_inplace(scores, bitmask.to(device))

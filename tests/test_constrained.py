@@ -122,3 +122,19 @@ def test_a_grammar_within_a_budget_below_the_tiny_models_floor_still_runs(engine
     assert out[0]["generations"][0] in {"yes", "no"} and out[0]["statistics"]["finish_reasons"] == ["closed"]
     roomy = llm.generate([[{"role": "user", "content": "Hi?"}]], max_new_tokens=12, temperature=0.0)
     assert roomy[0]["statistics"]["finish_reasons"] == ["stop"]  # the model ended the grammar by itself
+
+
+def test_the_grammar_masks_filled_in_parallel_give_the_outputs_of_one_thread(tiny_llm_factory):
+    """``parallel_grammar`` (the rows' masks filled on several threads, none on the closing path) is a speed-up
+    only: the same seed writes the same tokens with it off."""
+    from smolsynth.decoding import speedups
+
+    llm = tiny_llm_factory(structured_output={"format": "json", "schema": SCHEMA})
+    chats = [[{"role": "user", "content": f"Record {i}"}] for i in range(12)]
+    with speedups(parallel_grammar=True):
+        on = [o["generations"][0] for o in llm.generate(chats, max_new_tokens=40, temperature=1.0)]
+    with speedups(parallel_grammar=False):
+        off = [o["generations"][0] for o in llm.generate(chats, max_new_tokens=40, temperature=1.0)]
+    assert on == off and len(set(on)) > 1
+    for text in on:
+        jsonschema.validate(json.loads(text), SCHEMA)
