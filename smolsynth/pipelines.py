@@ -83,8 +83,8 @@ class RunnerStep(_step.Step):
     def process(self, inputs: StepInput) -> "StepOutput":  # type: ignore[override]
         payload, _ = self._batcher(self._index, inputs)  # it copies before the task sees them
         if payload.get("failed"):  # never silent, and never rows of None (what distilabel sends on an exception)
-            error = payload["dropped"][0]
-            self._logger.warning(f"{self.name}: batch {self._index} raised {error['reason']}: {error['error']}; "
+            error = payload["dropped"][0]  # an error: smolsynth sets distilabel's loggers to ERROR
+            self._logger.error(f"{self.name}: batch {self._index} raised {error['reason']}: {error['error']}; "
                                  f"its {len(inputs)} rows are left out (rerun to retry: finished batches are cached)")
         self._index += 1
         yield payload["kept"]

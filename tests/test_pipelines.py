@@ -2,6 +2,7 @@
 the in-process runner for the same seed, and the content cache shared between them."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -138,8 +139,15 @@ def test_a_failed_batch_is_reported_and_left_out_not_passed_on_as_empty_rows(tin
 
     step = RunnerStep(task=TextGeneration(llm=LocalLLM("smolsynth/tiny")), cache_dir=str(tmp_path))
     step.load()
-    with caplog.at_level("WARNING"):
+    distilabel_logger = logging.getLogger("distilabel")
+    level = distilabel_logger.level
+    distilabel_logger.setLevel(logging.ERROR)  # as smolsynth.import_distilabel sets it: the report must get through
+    step._logger.addHandler(caplog.handler)  # distilabel's loggers may not reach the root logger here
+    try:
         out = list(step.process([{"prompt": "no instruction column"}]))  # the task raises on this row
+    finally:
+        step._logger.removeHandler(caplog.handler)
+        distilabel_logger.setLevel(level)
     assert out == [[]]
     assert "batch 0 raised exception: KeyError" in caplog.text and "1 rows are left out" in caplog.text
     assert not list(tmp_path.rglob("batch-*.json"))  # a failed batch is never cached
