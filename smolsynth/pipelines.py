@@ -85,7 +85,7 @@ class RunnerStep(_step.Step):
         if payload.get("failed"):  # never silent, and never rows of None (what distilabel sends on an exception)
             error = payload["dropped"][0]  # an error: smolsynth sets distilabel's loggers to ERROR
             self._logger.error(f"{self.name}: batch {self._index} raised {error['reason']}: {error['error']}; "
-                                 f"its {len(inputs)} rows are left out (rerun to retry: finished batches are cached)")
+                               f"its {len(inputs)} rows are left out (rerun to retry: finished batches are cached)")
         self._index += 1
         yield payload["kept"]
 
